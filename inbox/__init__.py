@@ -1,0 +1,1 @@
+"""What arrives: signatures verified, activities deduplicated, one handler per activity type."""

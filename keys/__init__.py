@@ -1,0 +1,1 @@
+"""Key material: key pairs of local actors, and the cache of remote public keys."""

@@ -1,0 +1,149 @@
+"""Local actors: the instance `Application`, organisation `Group`s and member `Person`s."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from activitypub.signatures import SigningKey
+from activitypub.vocab import actor_document
+from keys.keypair import generate_keypair
+from node.context import Node
+from node.db import new_id, now
+
+USERNAME = re.compile(r"^[a-z0-9_][a-z0-9_.\-]{0,29}$")
+RESERVED = {"actor", "instance", "admin", "inbox", "groups", "users", "posts", "objects"}
+INSTANCE_USERNAME = "instance"
+PATH_PREFIX = {"Group": "/groups/", "Person": "/users/"}
+
+
+class ActorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalActor:
+    id: str
+    kind: str
+    username: str
+    name: str
+    summary: str
+    icon_url: str | None
+    manually_approves: bool
+    discoverable: bool
+    public_key_pem: str
+    private_key_pem: str
+    created_at: float
+
+    def __repr__(self) -> str:
+        return f"LocalActor({self.kind} {self.username!r})"
+
+    @classmethod
+    def from_row(cls, row: dict) -> LocalActor:
+        return cls(
+            id=row["id"], kind=row["kind"], username=row["username"], name=row["name"],
+            summary=row["summary"], icon_url=row["icon_url"],
+            manually_approves=bool(row["manually_approves"]),
+            discoverable=bool(row["discoverable"]), public_key_pem=row["public_key_pem"],
+            private_key_pem=row["private_key_pem"], created_at=row["created_at"],
+        )
+
+
+def actor_path(actor: LocalActor) -> str:
+    if actor.kind == "Application":
+        return "/actor"
+    return PATH_PREFIX[actor.kind] + actor.username
+
+
+def actor_uri(node: Node, actor: LocalActor) -> str:
+    return node.url(actor_path(actor))
+
+
+def signing_key(node: Node, actor: LocalActor) -> SigningKey:
+    uri = actor_uri(node, actor)
+    return SigningKey(key_id=f"{uri}#main-key", private_pem=actor.private_key_pem)
+
+
+def to_document(node: Node, actor: LocalActor) -> dict:
+    uri = actor_uri(node, actor)
+    doc = actor_document(
+        uri=uri, kind=actor.kind, username=actor.username, name=actor.name,
+        summary=actor.summary, url=uri, public_key_pem=actor.public_key_pem,
+        shared_inbox=node.url("/inbox"),
+        icon_url=actor.icon_url or node.url("/static/icon.png"),
+        manually_approves=actor.manually_approves, discoverable=actor.discoverable,
+        published=datetime.fromtimestamp(actor.created_at, UTC).isoformat().replace("+00:00", "Z"),
+    )
+    if actor.kind == "Application":
+        # Mastodon names its instance actor this way; it should not be suggested to people.
+        doc["discoverable"] = doc["indexable"] = False
+        doc["manuallyApprovesFollowers"] = True
+    return doc
+
+
+async def create_actor(
+    node: Node, kind: str, username: str, name: str, summary: str = "",
+    manually_approves: bool = False,
+) -> LocalActor:
+    username = username.strip().lower()
+    if kind != "Application" and (not USERNAME.match(username) or username in RESERVED):
+        raise ActorError(f"{username!r} cannot be used as a handle")
+    if await node.db.fetch_one("SELECT id FROM actors WHERE username = :u", {"u": username}):
+        raise ActorError(f"the handle {username!r} is taken")
+    keys = generate_keypair()
+    row = {
+        "id": new_id(), "kind": kind, "username": username, "name": name, "summary": summary,
+        "icon_url": None, "manually_approves": int(manually_approves), "discoverable": 1,
+        "public_key_pem": keys.public_pem, "private_key_pem": keys.private_pem,
+        "created_at": now(),
+    }
+    await node.db.execute(
+        "INSERT INTO actors (id, kind, username, name, summary, icon_url, manually_approves, "
+        "discoverable, public_key_pem, private_key_pem, created_at) VALUES (:id, :kind, "
+        ":username, :name, :summary, :icon_url, :manually_approves, :discoverable, "
+        ":public_key_pem, :private_key_pem, :created_at)",
+        row,
+    )
+    return LocalActor.from_row(row)
+
+
+async def by_username(node: Node, username: str, kind: str | None = None) -> LocalActor | None:
+    row = await node.db.fetch_one(
+        "SELECT * FROM actors WHERE username = :u", {"u": username.lower()}
+    )
+    if row is None or (kind is not None and row["kind"] != kind):
+        return None
+    return LocalActor.from_row(row)
+
+
+async def by_id(node: Node, actor_id: str) -> LocalActor | None:
+    row = await node.db.fetch_one("SELECT * FROM actors WHERE id = :i", {"i": actor_id})
+    return LocalActor.from_row(row) if row else None
+
+
+async def by_uri(node: Node, uri: str) -> LocalActor | None:
+    """The local actor behind a URI of this node, if there is one."""
+    if not node.is_local(uri):
+        return None
+    path = uri[len(node.settings.base_url):]
+    if path == "/actor":
+        return await instance_actor(node)
+    for kind, prefix in PATH_PREFIX.items():
+        if path.startswith(prefix) and "/" not in path[len(prefix):]:
+            return await by_username(node, path[len(prefix):], kind)
+    return None
+
+
+async def instance_actor(node: Node) -> LocalActor:
+    actor = await by_username(node, INSTANCE_USERNAME, "Application")
+    if actor is None:
+        actor = await create_actor(node, "Application", INSTANCE_USERNAME, node.settings.host)
+    return actor
+
+
+async def organisations(node: Node) -> list[LocalActor]:
+    rows = await node.db.fetch_all(
+        "SELECT * FROM actors WHERE kind = 'Group' ORDER BY created_at"
+    )
+    return [LocalActor.from_row(r) for r in rows]

@@ -1,0 +1,67 @@
+"""The starlette application: routes, sessions, and the node's life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from node.config import REPO_ROOT, Settings, load_settings
+from node.context import Node
+from node.routes import actors, objects, web, wellknown
+from outbox.worker import DeliveryWorker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    node = Node.create(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from node.bootstrap import bootstrap
+
+        await node.start()
+        await bootstrap(node)
+        worker_task = None
+        worker = None
+        if settings.run_worker:
+            worker = DeliveryWorker(node)
+            node.wake_worker = worker.wake
+            worker_task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                await worker.stop()
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await node.stop()
+
+    app = Starlette(
+        routes=[
+            *wellknown.routes,
+            *actors.routes,
+            *objects.routes,
+            *web.routes,
+            Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
+                  name="static"),
+        ],
+        middleware=[
+            Middleware(SessionMiddleware, secret_key=settings.secret_key,
+                       session_cookie="entraide_session", same_site="lax",
+                       https_only=settings.base_url.startswith("https://")),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    return app

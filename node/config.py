@@ -1,0 +1,98 @@
+"""Settings read from the environment; every variable is documented in the README."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://127.0.0.1:8000"
+    database_url: str = "sqlite:///data/node.db"
+    secret_key: str = ""
+    log_level: str = "INFO"
+    data_dir: Path = field(default=REPO_ROOT / "data")
+    org_username: str = "voisins"
+    org_name: str = "Voisins solidaires"
+    admin_email: str = "admin@example.org"
+    admin_password: str = ""
+    # Loopback and private addresses are refused for outgoing requests unless this is set:
+    # tests and local development run every node on 127.0.0.x.
+    allow_private_addresses: bool = False
+    # Plain http for WebFinger and fetches when the peer is not reachable over https (dev, tests).
+    allow_http: bool = False
+    run_worker: bool = True
+    max_inbox_bytes: int = 1024 * 1024
+    # Multiplies the delivery retry delays; tests shrink it to seconds.
+    backoff_scale: float = 1.0
+    delivery_timeout: float = 10.0
+    fetch_timeout: float = 10.0
+    max_fetch_bytes: int = 1024 * 1024
+    per_host_concurrency: int = 4
+    worker_concurrency: int = 16
+
+    @property
+    def host(self) -> str:
+        """The authority (host[:port]) used in handles and signatures."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def domain(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _load_secret(data_dir: Path) -> str:
+    """A random secret kept beside the database, so sessions survive a restart."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    data_dir = Path(env.get("NODE_DATA_DIR") or REPO_ROOT / "data")
+    base_url = env.get("NODE_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    loopback = (urlsplit(base_url).hostname or "").startswith(("127.", "localhost"))
+    database_url = env.get("NODE_DATABASE_URL") or f"sqlite:///{data_dir / 'node.db'}"
+    return Settings(
+        base_url=base_url,
+        database_url=database_url,
+        secret_key=env.get("NODE_SECRET_KEY") or _load_secret(data_dir),
+        log_level=env.get("NODE_LOG_LEVEL", "INFO").upper(),
+        data_dir=data_dir,
+        org_username=env.get("NODE_ORG_USERNAME", "voisins"),
+        org_name=env.get("NODE_ORG_NAME", "Voisins solidaires"),
+        admin_email=env.get("NODE_ADMIN_EMAIL", "admin@example.org"),
+        admin_password=env.get("NODE_ADMIN_PASSWORD", ""),
+        allow_private_addresses=_flag(env.get("NODE_ALLOW_PRIVATE_ADDRESSES"), loopback),
+        allow_http=_flag(env.get("NODE_ALLOW_HTTP"), loopback),
+        run_worker=_flag(env.get("NODE_RUN_WORKER"), True),
+        max_inbox_bytes=int(env.get("NODE_MAX_INBOX_BYTES", 1024 * 1024)),
+        backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
+        delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
+        fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
+    )

@@ -1,0 +1,46 @@
+"""A URL for every object and activity the node publishes."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from activitypub.vocab import AS_CONTEXT
+from node.negotiation import activity_response, wants_activity_json
+from node.web_support import node_of, render
+
+
+async def object_view(request: Request) -> Response:
+    node = node_of(request)
+    uri = node.url(request.url.path)
+    row = await node.db.fetch_one(
+        "SELECT payload, deleted, public FROM objects o LEFT JOIN "
+        "(SELECT object_uri, MAX(public) AS public FROM activities GROUP BY object_uri) a "
+        "ON a.object_uri = o.uri WHERE o.uri = :u AND o.local = 1", {"u": uri})
+    if row is None or not row["public"]:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    doc = json.loads(row["payload"])
+    if row["deleted"]:
+        return activity_response({"@context": AS_CONTEXT, **doc}, status=410)
+    if wants_activity_json(request):
+        return activity_response(doc)
+    return await render(request, "object.html", obj=doc)
+
+
+async def activity_view(request: Request) -> Response:
+    node = node_of(request)
+    uri = node.url(request.url.path)
+    row = await node.db.fetch_one(
+        "SELECT payload FROM activities WHERE uri = :u AND public = 1", {"u": uri})
+    if row is None:
+        return JSONResponse({"error": "not found"}, status_code=404)
+    return activity_response(json.loads(row["payload"]))
+
+
+routes = [
+    Route("/objects/{id}", object_view),
+    Route("/activities/{id}", activity_view),
+]

@@ -1,0 +1,136 @@
+"""Web pages of the node core: home, sign-in, and the organisation's federation admin."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from activitypub.transport import FetchError
+from activitypub.webfinger import HandleError
+from node import follows
+from node.actors import actor_uri, by_username, organisations
+from node.auth import authenticate
+from node.notes import delete_note, publish_note
+from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+
+
+async def home(request: Request) -> Response:
+    node = node_of(request)
+    orgs = await organisations(node)
+    rows = await node.db.fetch_all(
+        "SELECT payload, local FROM objects WHERE deleted = 0 AND in_reply_to IS NULL "
+        "ORDER BY published DESC LIMIT 30")
+    return await render(request, "home.html", orgs=orgs,
+                        posts=[(json.loads(r["payload"]), bool(r["local"])) for r in rows])
+
+
+async def login(request: Request) -> Response:
+    if request.method == "GET":
+        return await render(request, "login.html", error=None)
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await render(request, "login.html", error=str(exc), status=403)
+    user = await authenticate(node_of(request), str(form.get("email", "")),
+                              str(form.get("password", "")))
+    if user is None:
+        return await render(request, "login.html", error="Wrong email or password.", status=401)
+    request.session.clear()
+    request.session["user_id"] = user["id"]
+    return RedirectResponse("/admin" if user["role"] == "admin" else "/", status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    if request.method == "POST":
+        form = await request.form()
+        try:
+            check_csrf(request, form)
+        except CsrfError:
+            return RedirectResponse("/", status_code=303)
+        request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+async def _admin_org(request: Request):
+    user = await current_user(request)
+    if user is None or user["role"] != "admin":
+        return None, None
+    node = node_of(request)
+    name = request.query_params.get("org") or request.path_params.get("org")
+    org = await by_username(node, name, "Group") if name else None
+    if org is None:
+        orgs = await organisations(node)
+        org = orgs[0] if orgs else None
+    return user, org
+
+
+async def admin(request: Request) -> Response:
+    user, org = await _admin_org(request)
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    return await _admin_page(request, org, message=request.query_params.get("msg"))
+
+
+async def _admin_page(request: Request, org, message=None, error=None, status=200) -> Response:
+    node = node_of(request)
+    uri = actor_uri(node, org)
+    return await render(
+        request, "admin.html", status=status, org=org, uri=uri, message=message, error=error,
+        handle=f"@{org.username}@{node.settings.host}",
+        followers=await follows.followers(node, uri),
+        requests=await follows.followers(node, uri, state="pending"),
+        following=await follows.following(node, uri),
+        orgs=await organisations(node),
+        deliveries=await node.db.fetch_all(
+            "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state ORDER BY state"),
+    )
+
+
+async def admin_action(request: Request) -> Response:
+    user, org = await _admin_org(request)
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    node = node_of(request)
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await _admin_page(request, org, error=str(exc), status=403)
+    action = request.path_params["action"]
+    target = str(form.get("target", "")).strip()
+    try:
+        if action == "follow":
+            remote = await follows.follow_handle(node, org, target)
+            message = f"Follow request sent to {remote.handle}."
+        elif action == "unfollow":
+            await follows.unfollow(node, org, target)
+            message = "Unfollowed."
+        elif action in ("accept", "reject"):
+            await follows.answer_follow(node, org, target, accept=action == "accept")
+            message = "Follow request accepted." if action == "accept" else "Follow refused."
+        elif action == "note":
+            note = await publish_note(node, org, str(form.get("text", "")))
+            message = f"Published {note['id']}."
+        elif action == "delete-note":
+            await delete_note(node, org, target)
+            message = "Deleted."
+        else:
+            return await _admin_page(request, org, error="Unknown action.", status=404)
+    except (HandleError, ValueError, FetchError) as exc:
+        return await _admin_page(request, org, error=str(exc), status=400)
+    query = urlencode({"org": org.username, "msg": message})
+    return RedirectResponse(f"/admin?{query}", status_code=303)
+
+
+routes = [
+    Route("/", home),
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["GET", "POST"]),
+    Route("/admin", admin),
+    Route("/admin/{action}", admin_action, methods=["POST"]),
+]

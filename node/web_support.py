@@ -1,0 +1,69 @@
+"""What every web page needs: the node, the signed-in user, CSRF tokens and templates."""
+
+from __future__ import annotations
+
+import gettext
+import hmac
+import secrets
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from node.config import REPO_ROOT
+from node.context import Node
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(REPO_ROOT / "templates"),
+    autoescape=select_autoescape(["html"]),
+    extensions=["jinja2.ext.i18n"],
+)
+TEMPLATES.install_gettext_translations(gettext.NullTranslations(), newstyle=True)
+
+
+class CsrfError(Exception):
+    pass
+
+
+def node_of(request: Request) -> Node:
+    return request.app.state.node
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def check_csrf(request: Request, form: FormData) -> None:
+    expected = request.session.get("csrf")
+    given = form.get("csrf_token")
+    if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
+        raise CsrfError("the form has expired or was not sent from this site; please try again")
+
+
+async def current_user(request: Request) -> dict | None:
+    user_id = request.session.get("user_id")
+    if not user_id:
+        return None
+    return await node_of(request).db.fetch_one(
+        "SELECT id, email, role, actor_id FROM users WHERE id = :i", {"i": user_id}
+    )
+
+
+async def render(
+    request: Request, template: str, status: int = 200, **context: Any
+) -> HTMLResponse:
+    node = node_of(request)
+    page = TEMPLATES.get_template(template).render(
+        request=request,
+        user=await current_user(request),
+        csrf_token=csrf_token(request),
+        settings=node.settings,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status, headers={"Vary": "Accept"})

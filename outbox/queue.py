@@ -1,0 +1,94 @@
+"""The delivery queue, kept in the database: one row per (activity, target inbox).
+
+A row is claimed with a lease; a worker that dies leaves the lease to run out and another claim
+takes the row again, so nothing accepted for delivery is lost. Receivers dedupe by activity id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from node.context import Node
+from node.db import now
+from outbox.backoff import MAX_ATTEMPTS, retry_delay
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    activity_uri: str
+    sender_id: str
+    inbox_url: str
+    host: str
+    attempts: int
+
+
+async def enqueue(node: Node, activity_uri: str, sender_id: str, inboxes: list[str]) -> int:
+    """One job per inbox; an inbox already queued for this activity is not queued twice."""
+    stamp = now()
+    rows = [
+        {"a": activity_uri, "s": sender_id, "i": inbox, "h": urlsplit(inbox).netloc, "t": stamp}
+        for inbox in dict.fromkeys(inboxes)
+    ]
+    await node.db.execute_many(
+        "INSERT INTO deliveries (activity_uri, sender_id, inbox_url, host, state, attempts, "
+        "next_attempt_at, created_at) VALUES (:a, :s, :i, :h, 'pending', 0, :t, :t) "
+        "ON CONFLICT (activity_uri, inbox_url) DO NOTHING",
+        rows,
+    )
+    return len(rows)
+
+
+async def claim(node: Node, worker_id: str, limit: int, lease: float) -> list[Job]:
+    """Take up to `limit` due jobs for this worker, atomically across processes."""
+    if limit <= 0:
+        return []
+    stamp = now()
+    lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
+    rows = await node.db.fetch_all(
+        "UPDATE deliveries SET locked_until = :lease, claimed_by = :w WHERE id IN ("
+        " SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= :now"
+        " AND (locked_until IS NULL OR locked_until < :now)"
+        f" ORDER BY next_attempt_at LIMIT :n {lock}"
+        ") RETURNING id, activity_uri, sender_id, inbox_url, host, attempts",
+        {"lease": stamp + lease, "w": worker_id, "now": stamp, "n": limit},
+    )
+    return [Job(**row) for row in rows]
+
+
+async def complete(node: Node, job: Job) -> None:
+    await node.db.execute(
+        "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = :t, "
+        "locked_until = NULL, last_error = NULL WHERE id = :i",
+        {"t": now(), "i": job.id},
+    )
+
+
+async def fail(node: Node, job: Job, error: str, permanent: bool = False) -> str:
+    """Record a failed try; the job is retried later unless it is hopeless. Returns its state."""
+    attempts = job.attempts + 1
+    state = "failed" if permanent or attempts >= MAX_ATTEMPTS else "pending"
+    await node.db.execute(
+        "UPDATE deliveries SET state = :s, attempts = :a, next_attempt_at = :n, "
+        "locked_until = NULL, last_error = :e WHERE id = :i",
+        {
+            "s": state, "a": attempts, "e": error[:500], "i": job.id,
+            "n": now() + retry_delay(attempts, node.settings.backoff_scale),
+        },
+    )
+    return state
+
+
+async def postpone(node: Node, job: Job, until: float) -> None:
+    """Put a job back without counting a try (its host is known to be down)."""
+    await node.db.execute(
+        "UPDATE deliveries SET next_attempt_at = :n, locked_until = NULL WHERE id = :i",
+        {"n": until, "i": job.id},
+    )
+
+
+async def next_due(node: Node) -> float | None:
+    return await node.db.fetch_val(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+    )
