@@ -93,8 +93,9 @@ def sign_request(
 def parse_signature(value: str | None) -> ParsedSignature:
     if not value:
         raise SignatureError("missing Signature header")
-    fields = parse_signature_header(value)
-    key_id = fields.get("keyId")
+    # httpsig's dict lowercases keys on item access but not in get(); use plain lowercase keys.
+    fields = {k.lower(): v for k, v in parse_signature_header(value).items()}
+    key_id = fields.get("keyid")
     sig = fields.get("signature")
     if not key_id or not sig:
         raise SignatureError("Signature header lacks keyId or signature")

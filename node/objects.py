@@ -15,7 +15,7 @@ from node.db import dumps, now
 # What remote HTML may keep: what Mastodon renders, nothing that runs or restyles the page.
 ALLOWED_TAGS = {"p", "br", "a", "span", "strong", "em", "b", "i", "ul", "ol", "li",
                 "blockquote", "code", "pre", "h1", "h2", "h3", "h4", "del", "u"}
-ALLOWED_ATTRIBUTES = {"a": {"href", "rel", "class"}, "span": {"class"}}
+ALLOWED_ATTRIBUTES = {"a": {"href", "class"}, "span": {"class"}}
 
 
 def sanitize_html(html: str) -> str:

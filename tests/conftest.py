@@ -1,0 +1,59 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from node.app import create_app
+from node.config import Settings, load_settings
+from node.context import Node
+from tests.databases import drop_postgres_database, make_database_url
+
+ADMIN_EMAIL = "admin@example.org"
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path):
+    url = make_database_url(tmp_path)
+    yield url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+def node_settings(tmp_path: Path, database_url: str, **overrides: str) -> Settings:
+    env = {
+        "NODE_BASE_URL": "http://127.0.0.1:8999",
+        "NODE_DATA_DIR": str(tmp_path),
+        "NODE_DATABASE_URL": database_url,
+        "NODE_SECRET_KEY": "test-secret",
+        "NODE_ADMIN_EMAIL": ADMIN_EMAIL,
+        "NODE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "NODE_RUN_WORKER": "0",
+        "NODE_BACKOFF_SCALE": "0.001",
+        "NODE_DELIVERY_TIMEOUT": "3",
+        "NODE_FETCH_TIMEOUT": "3",
+    }
+    env.update(overrides)
+    return load_settings(env)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    """The ASGI app with its lifespan run, and an httpx client that talks to it in-process."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
+            yield app.state.node, client
+
+
+@pytest.fixture
+async def app_node(tmp_path: Path, database_url: str):
+    async with running_app(node_settings(tmp_path, database_url)) as (node, client):
+        yield node, client
