@@ -26,6 +26,9 @@ from node.db import dumps, now
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 32
+# A row still 'processing' after this long belongs to a process that died mid-handler: a retry
+# by the sender is processed again instead of being taken for a duplicate.
+STALE_PROCESSING = 300
 
 
 @dataclass(frozen=True)
@@ -141,10 +144,11 @@ async def process(
     """Dedupe by activity id, then hand the activity to its handler."""
     inserted = await node.db.fetch_val(
         "INSERT INTO inbox_log (activity_id, actor_uri, type, payload, status, received_at) "
-        "VALUES (:i, :a, :t, :p, 'processing', :r) ON CONFLICT (activity_id) DO NOTHING "
-        "RETURNING 1",
+        "VALUES (:i, :a, :t, :p, 'processing', :r) ON CONFLICT (activity_id) DO UPDATE SET "
+        "received_at = excluded.received_at WHERE inbox_log.status = 'processing' "
+        "AND inbox_log.received_at < :stale RETURNING 1",
         {"i": activity["id"], "a": actor_uri, "t": activity["type"], "p": dumps(activity),
-         "r": now()},
+         "r": now(), "stale": now() - STALE_PROCESSING},
     )
     if not inserted:
         return Outcome(202, "already received")
