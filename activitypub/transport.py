@@ -7,10 +7,12 @@ import asyncio
 import ipaddress
 import json
 import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from activitypub.signatures import SigningKey, sign_request
@@ -19,6 +21,12 @@ from activitypub.vocab import ACTIVITY_JSON, LD_JSON
 USER_AGENT = "entraide-node/0.1 (+ActivityPub)"
 ACCEPT = f"{ACTIVITY_JSON}, {LD_JSON}"
 MAX_REDIRECTS = 3
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class FetchError(Exception):
@@ -43,6 +51,115 @@ class Response:
             raise FetchError(f"{self.url} did not answer JSON") from exc
 
 
+def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo, NAT64), if any: each of
+    these reaches that IPv4 host, so it is the one to judge."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_public_address(address: Address) -> bool:
+    inner = embedded_ipv4(address)
+    if inner is not None and not is_public_address(inner):
+        return False
+    return address.is_global and not address.is_multicast
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise FetchError(f"cannot resolve {host}: {exc}") from exc
+    # Scoped IPv6 addresses come back as 'fe80::1%eth0'; the scope is not part of the address.
+    return list(dict.fromkeys(str(info[4][0]).split("%", 1)[0] for info in infos))
+
+
+class AddressPolicy:
+    """Which addresses outgoing requests may reach: public ones, plus the networks configured,
+    plus every address when private addresses are allowed (tests, development)."""
+
+    def __init__(self, allow_private: bool, allowed_networks: Iterable[Network] = ()) -> None:
+        self.allow_private = allow_private
+        self.allowed_networks = tuple(allowed_networks)
+
+    def permits(self, address: Address) -> bool:
+        if self.allow_private or is_public_address(address):
+            return True
+        return any(address in net for net in self.allowed_networks
+                   if net.version == address.version)
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves the host once, checks every address it resolves to, and connects to one of those
+    very addresses: a DNS answer that changes between the check and the connection (rebinding)
+    cannot lead the node to an address it did not check. TLS still verifies the host name,
+    because httpcore starts TLS with the origin's name, not the address."""
+
+    def __init__(self, policy: AddressPolicy, resolver: Resolver = system_resolver) -> None:
+        self.policy = policy
+        self.resolver = resolver
+        self.inner = httpcore.AnyIOBackend()
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        try:
+            addresses = [ipaddress.ip_address(host.strip("[]"))]
+        except ValueError:
+            addresses = [ipaddress.ip_address(a) for a in await self.resolver(host, port)]
+        if not addresses:
+            raise FetchError(f"cannot resolve {host}: no address")
+        for address in addresses:
+            if not self.policy.permits(address):
+                raise FetchError(f"refusing {host}: {address} is not a public address")
+        return [str(a) for a in addresses]
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's API)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        last: Exception | None = None
+        for address in await self.resolve(host, port):
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's API)
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise FetchError("unix sockets are not reachable from the network")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, backend: PinnedBackend, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
 class Transport:
     def __init__(
         self,
@@ -51,14 +168,20 @@ class Transport:
         allow_http: bool,
         timeout: float = 10.0,
         max_bytes: int = 1024 * 1024,
+        allowed_networks: Iterable[Network] = (),
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.allow_private = allow_private
         self.allow_http = allow_http
         self.max_bytes = max_bytes
+        self.policy = AddressPolicy(allow_private, allowed_networks)
+        self.backend = PinnedBackend(self.policy, resolver)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport=PinnedTransport(self.backend, limits),
             follow_redirects=False,
+            trust_env=False,  # a proxy from the environment would bypass the address checks
             headers={"User-Agent": USER_AGENT},
         )
 
@@ -75,19 +198,15 @@ class Transport:
             raise FetchError(f"refusing URL {url!r}: not an http(s) URL")
         if parts.scheme == "http" and not self.allow_http:
             raise FetchError(f"refusing URL {url!r}: plain http is not allowed")
-        if self.allow_private:
-            return
+        if parts.username or parts.password:
+            raise FetchError(f"refusing URL {url!r}: credentials in a URL")
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                type=socket.SOCK_STREAM,
-            )
-        except OSError as exc:
-            raise FetchError(f"cannot resolve {parts.hostname}: {exc}") from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise FetchError(f"refusing {parts.hostname}: {address} is not a public address")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchError(f"refusing URL {url!r}: bad port") from exc
+        # An early, clear refusal; the connection itself is checked again by PinnedBackend, on
+        # the address it actually connects to.
+        await self.backend.resolve(parts.hostname, port)
 
     async def request(
         self,
