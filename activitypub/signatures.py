@@ -149,6 +149,8 @@ def _signing_string(
 def _check_time(sig: ParsedSignature, headers: Mapping[str, str], now: float) -> None:
     lowered = {k.lower(): v for k, v in headers.items()}
     if "date" in sig.headers:
+        if "date" not in lowered:
+            raise SignatureError("the signature covers Date but the request has no Date header")
         try:
             when = parsedate_to_datetime(lowered["date"]).timestamp()
         except (TypeError, ValueError, IndexError) as exc:
