@@ -1,0 +1,248 @@
+"""Our node against bovine (PyPI), a second ActivityPub implementation written elsewhere.
+
+- bovine's test server (`bovine.testing.server`, the app `python -m bovine.testing serve` runs)
+  accepts an inbox POST only when bovine's own SignatureChecker verified it; it fetches the
+  signing key with a GET signed by its BovineActor.
+- `BovineActor` signs the POSTs our node must verify: with the legacy `Digest` header and with
+  RFC 9530 `Content-Digest` alone; a POST signed with the wrong key is refused and changes
+  nothing.
+- a GET signed by `BovineActor` crosses a real socket and is checked by our verifier
+  (activitypub.signatures) against the key bovine's server publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from activitypub.signatures import SignatureError, parse_signature, verify_request
+from tests.nodes import NodeProcess
+from tests.peers import free_port
+
+pytestmark = pytest.mark.e2e
+
+pytest.importorskip("bovine", reason="bovine is in the test extra: pip install -e '.[test]'")
+pytest.importorskip("quart", reason="bovine's test server needs bovine[server]")
+
+from bovine import BovineActor  # noqa: E402
+from bovine.crypto import generate_rsa_public_private_key  # noqa: E402
+from bovine.crypto.helper import content_digest_sha256_rfc_9530  # noqa: E402
+from bovine.testing.server import ServerConfig  # noqa: E402
+
+# The server of bovine's tutorial, on a loopback address instead of 0.0.0.0; its configuration
+# (with the generated key) is saved so that the test signs as the same actor.
+LAUNCH = """
+import sys
+from bovine.testing.server import ServerConfig, create_app
+config = ServerConfig.from_env()
+config.save(sys.argv[3])
+create_app(config).run(host=sys.argv[1], port=int(sys.argv[2]))
+"""
+AS = "https://www.w3.org/ns/activitystreams"
+
+
+class BovineServer:
+    def __init__(self, tmp: Path, host: str) -> None:
+        self.port = free_port(host)
+        self.base = f"http://{host}:{self.port}"
+        self.log_path = tmp / "bovine.log"
+        config_path = tmp / "bovine.toml"
+        env = {"BOVINE_TEST_HOSTNAME": f"{host}:{self.port}", "BOVINE_TEST_NAME": "buttercup",
+               "PATH": "/usr/bin:/bin"}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", "-c", LAUNCH, host, str(self.port), str(config_path)],
+                env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bovine's server exited:\n{self.log()}")
+            try:
+                httpx.get(f"{self.base}/actor", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"bovine's server did not start:\n{self.log()}")
+        self.config = ServerConfig.load(str(config_path))
+        self.actor_id = self.config.actor_id
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"bovine's server never logged {text!r}:\n{self.log()}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+@pytest.fixture
+def node_and_bovine(tmp_path: Path) -> Iterator[tuple[NodeProcess, BovineServer]]:
+    node = NodeProcess(tmp_path / "node", host="127.0.0.24", org="voisins").start()
+    server = BovineServer(tmp_path, host="127.0.0.23")
+    try:
+        yield node, server
+    finally:
+        server.close()
+        node.close()
+
+
+def bovine_post(server: BovineServer, url: str, activity: dict[str, Any],
+                secret: str | None = None, content_digest: bool = False) -> int:
+    """POST as bovine's actor, signed by BovineActor (with another key when `secret` is set)."""
+
+    async def run() -> int:
+        actor = BovineActor(
+            actor_id=server.actor_id, public_key_url=f"{server.actor_id}#main-key",
+            secret=secret or server.config.private_key,
+            digest_method=content_digest_sha256_rfc_9530 if content_digest else None,
+        )
+        await actor.init()
+        try:
+            response = await actor.client.post(url, json.dumps(activity))
+            return response.status
+        finally:
+            await actor.session.close()
+
+    return asyncio.run(run())
+
+
+def test_bovine_follows_and_verifies_our_accept(node_and_bovine) -> None:
+    node, server = node_and_bovine
+    follow_id = f"{server.base}/follow-1"
+    status = bovine_post(server, f"{node.org_uri}/inbox", {
+        "@context": AS, "id": follow_id, "type": "Follow", "actor": server.actor_id,
+        "object": node.org_uri})
+    assert status == 202
+    node.wait_until("SELECT 1 FROM follows WHERE follower_uri = :b AND state = 'accepted'",
+                    {"b": server.actor_id})
+    # Our Accept reached bovine's inbox, whose SignatureChecker verified it with our key.
+    server.wait_for_log(f"Received in inbox from {node.org_uri}")
+    assert follow_id in server.log()
+    node.wait_until("SELECT 1 FROM deliveries WHERE inbox_url = :i AND state = 'delivered'",
+                    {"i": f"{server.base}/inbox"})
+
+
+def test_bovine_content_digest_post_is_verified(node_and_bovine) -> None:
+    node, server = node_and_bovine
+    note_id = f"{server.base}/notes/1"
+    status = bovine_post(server, f"{node.org_uri}/inbox", {
+        "@context": AS, "id": f"{note_id}/activity", "type": "Create",
+        "actor": server.actor_id, "to": [node.org_uri],
+        "object": {"id": note_id, "type": "Note", "attributedTo": server.actor_id,
+                   "to": [node.org_uri], "content": "<p>Signed with Content-Digest</p>"}},
+        content_digest=True)
+    assert status == 202
+    stored = node.query("SELECT payload FROM objects WHERE uri = :u", {"u": note_id})
+    assert "Content-Digest" in json.loads(stored[0]["payload"])["content"]
+
+
+def test_bovine_post_signed_with_another_key_is_refused(node_and_bovine) -> None:
+    node, server = node_and_bovine
+    _, other_private = generate_rsa_public_private_key()
+    status = bovine_post(server, f"{node.org_uri}/inbox", {
+        "@context": AS, "id": f"{server.base}/follow-forged", "type": "Follow",
+        "actor": server.actor_id, "object": node.org_uri}, secret=other_private)
+    assert status == 401
+    assert node.query("SELECT * FROM follows") == []
+    assert node.query("SELECT * FROM inbox_log") == []
+
+
+class GetRecorder:
+    """Records signed GETs over a real socket and checks them with our own verifier."""
+
+    def __init__(self, host: str) -> None:
+        self.port = free_port(host)
+        self.base = f"http://{host}:{self.port}"
+        self.results: list[tuple[str, str | None]] = []
+        self.public_pem = ""
+
+        async def actor(request: Request) -> Response:
+            try:
+                sig = parse_signature(request.headers.get("signature"))
+                verify_request(sig, "GET", request.url.path, dict(request.headers),
+                               self.public_pem)
+            except SignatureError as exc:
+                self.results.append((request.url.path, str(exc)))
+                return JSONResponse({"error": str(exc)}, status_code=401)
+            self.results.append((request.url.path, None))
+            return JSONResponse({"id": f"{self.base}{request.url.path}", "type": "Person"})
+
+        config = uvicorn.Config(Starlette(routes=[Route("/users/{name}", actor)]), host=host,
+                                port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+def test_bovine_signed_get_passes_our_verifier(node_and_bovine) -> None:
+    node, server = node_and_bovine
+    recorder = GetRecorder("127.0.0.25")
+    try:
+        # The key as bovine's server publishes it, fetched like our node would.
+        recorder.public_pem = httpx.get(server.actor_id).json()["publicKey"]["publicKeyPem"]
+
+        async def fetch(url: str, secret: str | None = None) -> None:
+            actor = BovineActor(actor_id=server.actor_id,
+                                public_key_url=f"{server.actor_id}#main-key",
+                                secret=secret or server.config.private_key)
+            await actor.init()
+            try:
+                await actor.client.get(url)
+            finally:
+                await actor.session.close()
+
+        asyncio.run(fetch(f"{recorder.base}/users/someone"))
+        _, other_private = generate_rsa_public_private_key()
+        asyncio.run(fetch(f"{recorder.base}/users/forged", other_private))
+        assert recorder.results[0] == ("/users/someone", None)
+        assert recorder.results[1][0] == "/users/forged"
+        assert recorder.results[1][1] == "signature does not verify"
+
+        # And our node serves its actor to bovine's signed GET, as any Mastodon would.
+        async def fetch_ours() -> dict[str, Any]:
+            actor = server.config.create_actor()
+            await actor.init()
+            try:
+                return await actor.get(node.org_uri)
+            finally:
+                await actor.session.close()
+
+        doc = asyncio.run(fetch_ours())
+        assert doc["id"] == node.org_uri
+        assert doc["publicKey"]["id"] == f"{node.org_uri}#main-key"
+    finally:
+        recorder.close()
