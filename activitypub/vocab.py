@@ -24,6 +24,10 @@ ACTOR_CONTEXT: list[Any] = [
         "toot": "http://joinmastodon.org/ns#",
         "discoverable": "toot:discoverable",
         "indexable": "toot:indexable",
+        "featuredTags": {"@id": "toot:featuredTags", "@type": "@id"},
+        "schema": "http://schema.org#",
+        "PropertyValue": "schema:PropertyValue",
+        "value": "schema:value",
     },
 ]
 
@@ -42,7 +46,12 @@ def actor_document(
     manually_approves: bool = False,
     discoverable: bool = True,
     published: str | None = None,
+    image_url: str | None = None,
+    fields: list[tuple[str, str]] | None = None,
+    featured_tags: str | None = None,
 ) -> dict[str, Any]:
+    """An actor as Mastodon's ProcessAccountService reads it: `summary` is HTML, `icon` the
+    avatar, `image` the header, `fields` (name, HTML value) become PropertyValue attachments."""
     doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
         "id": uri,
@@ -63,8 +72,15 @@ def actor_document(
     }
     if icon_url:
         doc["icon"] = {"type": "Image", "mediaType": _media_type(icon_url), "url": icon_url}
+    if image_url:
+        doc["image"] = {"type": "Image", "mediaType": _media_type(image_url), "url": image_url}
     if published:
         doc["published"] = published
+    if fields:
+        doc["attachment"] = [{"type": "PropertyValue", "name": name, "value": value}
+                             for name, value in fields]
+    if featured_tags:
+        doc["featuredTags"] = featured_tags
     return doc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,15 +66,44 @@ def signing_key(node: Node, actor: LocalActor) -> SigningKey:
     return SigningKey(key_id=f"{uri}#main-key", private_pem=actor.private_key_pem)
 
 
+def summary_html(text: str) -> str:
+    """The plain-text description as the HTML Mastodon expects in `summary`."""
+    paragraphs = [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
+        for p in paragraphs
+    )
+
+
+def _link(url: str) -> str:
+    shown = html.escape(url.split("://", 1)[-1])
+    return f'<a href="{html.escape(url)}" rel="me nofollow noopener noreferrer" ' \
+           f'target="_blank">{shown}</a>'
+
+
+def profile_fields(node: Node, actor: LocalActor) -> list[tuple[str, str]]:
+    """Profile fields a Mastodon user sees under the description: the web page (the same URL
+    as the actor), and for an organisation the pages of its needs and offers."""
+    if actor.kind == "Application":
+        return []
+    fields = [("Web", _link(actor_uri(node, actor)))]
+    if actor.kind == "Group":
+        fields += [("Needs", _link(node.url("/tags/need"))),
+                   ("Offers", _link(node.url("/tags/offer")))]
+    return fields
+
+
 def to_document(node: Node, actor: LocalActor) -> dict:
     uri = actor_uri(node, actor)
     doc = actor_document(
-        uri=uri, kind=actor.kind, username=actor.username, name=actor.name,
-        summary=actor.summary, url=uri, public_key_pem=actor.public_key_pem,
+        uri=uri, kind=actor.kind, username=actor.username, name=actor.name or actor.username,
+        summary=summary_html(actor.summary), url=uri, public_key_pem=actor.public_key_pem,
         shared_inbox=node.url("/inbox"),
         icon_url=actor.icon_url or node.url("/static/icon.png"),
         manually_approves=actor.manually_approves, discoverable=actor.discoverable,
         published=datetime.fromtimestamp(actor.created_at, UTC).isoformat().replace("+00:00", "Z"),
+        fields=profile_fields(node, actor),
+        featured_tags=f"{uri}/tags" if actor.kind == "Group" else None,
     )
     if actor.kind == "Application":
         # Mastodon names its instance actor this way; it should not be suggested to people.
