@@ -90,6 +90,7 @@ class RemotePeer:
         self.received: list[Received] = []
         self.get_log: list[tuple[str, str | None]] = []
         self.require_signed_get = require_signed_get
+        self.verified_get_signers: list[str] = []
         self.inbox_status = 202
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -154,8 +155,14 @@ class RemotePeer:
         async def actor_view(request: Request) -> Response:
             signature = request.headers.get("signature")
             self.get_log.append((str(request.url), signature))
-            if self.require_signed_get and not signature:
-                return JSONResponse({"error": "signature required"}, status_code=401)
+            if self.require_signed_get:
+                # As a server in authorized-fetch mode: the GET must verify against the
+                # signer's published key, not merely carry a Signature header.
+                signer, error = await self._check_get_signature(request)
+                if signer is None:
+                    return JSONResponse({"error": f"signature required: {error}"},
+                                        status_code=401)
+                self.verified_get_signers.append(signer)
             actor = self.actors.get(request.path_params["name"])
             if actor is None:
                 return JSONResponse({"error": "gone"}, status_code=404)
@@ -200,6 +207,25 @@ class RemotePeer:
             return True, None
         except (SignatureError, httpx.HTTPError, KeyError, ValueError) as exc:
             return False, str(exc)
+
+    async def _check_get_signature(self, request: Request) -> tuple[str | None, str | None]:
+        """The keyId of a valid GET signature (its key fetched unsigned, as the instance
+        actor's key must be readable), or None and the reason."""
+        try:
+            sig = parse_signature(request.headers.get("signature"))
+            if sig.key_id.startswith(self.base):
+                actor = self.actors[sig.key_id.split("#")[0].rsplit("/", 1)[-1]]
+                pem = actor.keys.public_pem
+            else:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    resp = await client.get(sig.key_id.split("#")[0],
+                                            headers={"Accept": ACTIVITY_JSON})
+                    pem = resp.json()["publicKey"]["publicKeyPem"]
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            verify_request(sig, "GET", path, dict(request.headers), pem)
+            return sig.key_id, None
+        except (SignatureError, httpx.HTTPError, KeyError, ValueError) as exc:
+            return None, str(exc)
 
     def start(self) -> RemotePeer:
         config = uvicorn.Config(self._app(), host=self.host_ip, port=self.port,

@@ -13,6 +13,7 @@ from inbox.receiver import receive
 from node import follows
 from node.actors import LocalActor, actor_uri, by_username, instance_actor, to_document
 from node.negotiation import activity_response, wants_activity_json
+from node.routes.signed_fetch import signed_fetch
 from node.web_support import node_of, render
 
 
@@ -121,17 +122,17 @@ async def following_view(request: Request) -> Response:
 
 routes = [
     Route("/inbox", inbox_view, methods=["POST"]),
-    Route("/actor", actor_view),
+    Route("/actor", signed_fetch(actor_view, json_only=True)),
     Route("/actor/inbox", inbox_view, methods=["POST"]),
-    Route("/actor/outbox", outbox_view),
-    Route("/actor/followers", followers_view),
-    Route("/actor/following", following_view),
+    Route("/actor/outbox", signed_fetch(outbox_view)),
+    Route("/actor/followers", signed_fetch(followers_view)),
+    Route("/actor/following", signed_fetch(following_view)),
 ]
 for prefix in ("/groups", "/users"):
     routes += [
-        Route(prefix + "/{username}", actor_view),
+        Route(prefix + "/{username}", signed_fetch(actor_view, json_only=True)),
         Route(prefix + "/{username}/inbox", inbox_view, methods=["POST"]),
-        Route(prefix + "/{username}/outbox", outbox_view),
-        Route(prefix + "/{username}/followers", followers_view),
-        Route(prefix + "/{username}/following", following_view),
+        Route(prefix + "/{username}/outbox", signed_fetch(outbox_view)),
+        Route(prefix + "/{username}/followers", signed_fetch(followers_view)),
+        Route(prefix + "/{username}/following", signed_fetch(following_view)),
     ]

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
 from node.negotiation import activity_response, wants_activity_json
+from node.routes.signed_fetch import signed_fetch
 from node.web_support import node_of, render
 
 
@@ -41,6 +42,6 @@ async def activity_view(request: Request) -> Response:
 
 
 routes = [
-    Route("/objects/{id}", object_view),
-    Route("/activities/{id}", activity_view),
+    Route("/objects/{id}", signed_fetch(object_view, json_only=True)),
+    Route("/activities/{id}", signed_fetch(activity_view)),
 ]
