@@ -44,6 +44,10 @@ class Settings:
     max_fetch_bytes: int = 1024 * 1024
     per_host_concurrency: int = 4
     worker_concurrency: int = 16
+    # Offers and needs: needs expire after this many days unless they say otherwise.
+    need_expiry_days: int = 30
+    # `Name:lat:lon;Name:lat:lon`; empty means the 19 municipalities of Brussels.
+    neighbourhoods: str = ""
 
     @property
     def host(self) -> str:
@@ -98,4 +102,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
+        need_expiry_days=int(env.get("NODE_NEED_EXPIRY_DAYS") or 30),
+        neighbourhoods=env.get("NODE_NEIGHBOURHOODS", ""),
     )

@@ -6,8 +6,8 @@
 - `BovineActor` signs the POSTs our node must verify: with the legacy `Digest` header and with
   RFC 9530 `Content-Digest` alone; a POST signed with the wrong key is refused and changes
   nothing.
-- a GET signed by `BovineActor` crosses a real socket and is checked by our verifier
-  (activitypub.signatures) against the key bovine's server publishes.
+- with authorized fetch on, our node serves its actor and collections to a GET signed by
+  `BovineActor`, and refuses an unsigned one or one signed with the wrong key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from activitypub.signatures import SignatureError, parse_signature, verify_request
 from tests.nodes import NodeProcess
 from tests.peers import free_port
 
@@ -104,7 +97,10 @@ class BovineServer:
 
 @pytest.fixture
 def node_and_bovine(tmp_path: Path) -> Iterator[tuple[NodeProcess, BovineServer]]:
-    node = NodeProcess(tmp_path / "node", host="127.0.0.24", org="voisins").start()
+    # Authorized fetch (Mastodon's secure mode): our node serves its documents only to GETs
+    # whose signature it verified, so bovine's signed GETs are checked by the node itself.
+    node = NodeProcess(tmp_path / "node", host="127.0.0.24", org="voisins",
+                       NODE_AUTHORIZED_FETCH="1").start()
     server = BovineServer(tmp_path, host="127.0.0.23")
     try:
         yield node, server
@@ -174,75 +170,35 @@ def test_bovine_post_signed_with_another_key_is_refused(node_and_bovine) -> None
     assert node.query("SELECT * FROM inbox_log") == []
 
 
-class GetRecorder:
-    """Records signed GETs over a real socket and checks them with our own verifier."""
+def bovine_get(server: BovineServer, url: str, secret: str | None = None) -> tuple[int, Any]:
+    """GET signed by BovineActor (with another key when `secret` is set)."""
 
-    def __init__(self, host: str) -> None:
-        self.port = free_port(host)
-        self.base = f"http://{host}:{self.port}"
-        self.results: list[tuple[str, str | None]] = []
-        self.public_pem = ""
+    async def run() -> tuple[int, Any]:
+        actor = BovineActor(actor_id=server.actor_id,
+                            public_key_url=f"{server.actor_id}#main-key",
+                            secret=secret or server.config.private_key)
+        await actor.init()
+        try:
+            response = await actor.client.get(url)
+            return response.status, await response.json(content_type=None)
+        finally:
+            await actor.session.close()
 
-        async def actor(request: Request) -> Response:
-            try:
-                sig = parse_signature(request.headers.get("signature"))
-                verify_request(sig, "GET", request.url.path, dict(request.headers),
-                               self.public_pem)
-            except SignatureError as exc:
-                self.results.append((request.url.path, str(exc)))
-                return JSONResponse({"error": str(exc)}, status_code=401)
-            self.results.append((request.url.path, None))
-            return JSONResponse({"id": f"{self.base}{request.url.path}", "type": "Person"})
-
-        config = uvicorn.Config(Starlette(routes=[Route("/users/{name}", actor)]), host=host,
-                                port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
+    return asyncio.run(run())
 
 
-def test_bovine_signed_get_passes_our_verifier(node_and_bovine) -> None:
+def test_bovine_signed_get_is_verified_by_our_node(node_and_bovine) -> None:
     node, server = node_and_bovine
-    recorder = GetRecorder("127.0.0.25")
-    try:
-        # The key as bovine's server publishes it, fetched like our node would.
-        recorder.public_pem = httpx.get(server.actor_id).json()["publicKey"]["publicKeyPem"]
+    status, doc = bovine_get(server, node.org_uri)
+    assert status == 200
+    assert doc["id"] == node.org_uri
+    assert doc["publicKey"]["id"] == f"{node.org_uri}#main-key"
+    status, followers = bovine_get(server, f"{node.org_uri}/followers")
+    assert status == 200 and followers["totalItems"] == 0
 
-        async def fetch(url: str, secret: str | None = None) -> None:
-            actor = BovineActor(actor_id=server.actor_id,
-                                public_key_url=f"{server.actor_id}#main-key",
-                                secret=secret or server.config.private_key)
-            await actor.init()
-            try:
-                await actor.client.get(url)
-            finally:
-                await actor.session.close()
-
-        asyncio.run(fetch(f"{recorder.base}/users/someone"))
-        _, other_private = generate_rsa_public_private_key()
-        asyncio.run(fetch(f"{recorder.base}/users/forged", other_private))
-        assert recorder.results[0] == ("/users/someone", None)
-        assert recorder.results[1][0] == "/users/forged"
-        assert recorder.results[1][1] == "signature does not verify"
-
-        # And our node serves its actor to bovine's signed GET, as any Mastodon would.
-        async def fetch_ours() -> dict[str, Any]:
-            actor = server.config.create_actor()
-            await actor.init()
-            try:
-                return await actor.get(node.org_uri)
-            finally:
-                await actor.session.close()
-
-        doc = asyncio.run(fetch_ours())
-        assert doc["id"] == node.org_uri
-        assert doc["publicKey"]["id"] == f"{node.org_uri}#main-key"
-    finally:
-        recorder.close()
+    unsigned = httpx.get(node.org_uri, headers={"Accept": "application/activity+json"})
+    assert unsigned.status_code == 401
+    _, other_private = generate_rsa_public_private_key()
+    status, refusal = bovine_get(server, node.org_uri, secret=other_private)
+    assert status == 401
+    assert "signed fetches" in refusal["error"]

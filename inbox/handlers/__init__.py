@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from inbox.context import InboxContext
-from inbox.handlers import accept, announce, create, delete, follow, like, reject, undo, update
+from inbox.handlers import (
+    accept,
+    announce,
+    create,
+    delete,
+    follow,
+    like,
+    offer,
+    reject,
+    undo,
+    update,
+)
 
 Handler = Callable[[InboxContext], Awaitable[None]]
 
@@ -19,4 +30,5 @@ HANDLERS: dict[str, Handler] = {
     "Delete": delete.handle,
     "Announce": announce.handle,
     "Like": like.handle,
+    "Offer": offer.handle,
 }

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from activitypub.vocab import as_list, id_of
 from inbox.context import ActivityRejected, InboxContext
 from node.objects import get_object, store_object
+from node.posts import incoming as posts_incoming
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ async def accept_remote_object(ctx: InboxContext, obj: dict[str, Any], announced
         raise ActivityRejected("an actor can only create objects attributed to itself")
     if ctx.node.is_local(uri):
         raise ActivityRejected("a peer cannot create objects in this node's name")
+    # Offers and needs: a response (kept private, never stored as a public object) or a post
+    # of a followed organisation.
+    if not announced and await posts_incoming.reply_received(ctx.node, ctx.actor_uri, obj):
+        return
+    if await posts_incoming.store_remote_post(ctx.node, ctx.actor_uri, obj) is not None:
+        return
     reply_to = id_of(obj.get("inReplyTo"))
     replies_to_us = bool(reply_to and ctx.node.is_local(reply_to) and
                          await get_object(ctx.node, reply_to))

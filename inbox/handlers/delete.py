@@ -7,6 +7,7 @@ import logging
 from activitypub.vocab import id_of
 from inbox.context import InboxContext
 from node.objects import get_object, mark_deleted
+from node.posts.incoming import post_deleted
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,4 @@ async def handle(ctx: InboxContext) -> None:
         log.info("Delete of %s by %s, who is not its author; ignored", target, ctx.actor_uri)
         return
     await mark_deleted(ctx.node, target)
+    await post_deleted(ctx.node, target)

@@ -6,11 +6,14 @@ import logging
 
 from inbox.context import InboxContext
 from inbox.handlers._follow_answer import answered_follow
+from node.posts.incoming import answer_received
 
 log = logging.getLogger(__name__)
 
 
 async def handle(ctx: InboxContext) -> None:
+    if await answer_received(ctx.node, ctx.actor_uri, ctx.activity, accepted=False):
+        return  # Reject{Offer}: a response of one of our members was declined
     row = await answered_follow(ctx)
     if row is None:
         log.info("Reject from %s answers no follow of ours; ignored", ctx.actor_uri)

@@ -7,6 +7,7 @@ import logging
 from activitypub.vocab import ACTOR_TYPES, id_of, types_of
 from inbox.context import ActivityRejected, InboxContext
 from node.objects import get_object, store_object
+from node.posts.incoming import post_updated
 from node.remote_actors import parse_actor, store_actor
 
 log = logging.getLogger(__name__)
@@ -30,3 +31,4 @@ async def handle(ctx: InboxContext) -> None:
     ):
         raise ActivityRejected("only the author can update an object")
     await store_object(ctx.node, obj, local=False)
+    await post_updated(ctx.node, ctx.actor_uri, obj)

@@ -15,6 +15,7 @@ from activitypub.vocab import AS_CONTEXT, as_list, is_public
 from node.actors import actor_uri, by_username
 from node.db import dumps
 from node.negotiation import activity_response, wants_activity_json
+from node.routes.signed_fetch import signed_fetch
 from node.web_support import node_of, render
 
 # Mastodon's hashtag characters: letters, digits, underscore (and the middle dot it allows).
@@ -92,6 +93,6 @@ async def featured_tags_view(request: Request) -> Response:
 
 
 routes = [
-    Route("/tags/{name}", tag_view),
-    Route("/groups/{username}/tags", featured_tags_view),
+    Route("/tags/{name}", signed_fetch(tag_view, json_only=True)),
+    Route("/groups/{username}/tags", signed_fetch(featured_tags_view)),
 ]

@@ -1,0 +1,1 @@
+"""Offers and needs: the mutual-aid core (domain, wire format, responses)."""

@@ -1,0 +1,218 @@
+"""What other nodes and fediverse servers send about offers and needs, turned into rows:
+remote posts of followed organisations, responses and conversation messages, answers to our
+responses, and remote posts' updates and deletions.
+
+The inbox handlers call these after they verified who sent what (inbox/handlers/)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from activitypub.vocab import id_of, is_public
+from node.context import Node
+from node.db import new_id, now
+from node.objects import sanitize_html, store_object
+from node.posts import notify, queries, responses, wire
+
+log = logging.getLogger(__name__)
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and urlsplit(a).netloc == urlsplit(b).netloc
+
+
+async def _org_followed(node: Node, org_uri: str) -> bool:
+    rows = await node.db.fetch_all(
+        "SELECT follower_uri FROM follows WHERE followee_uri = :o AND state = 'accepted'",
+        {"o": org_uri})
+    return any(node.is_local(r["follower_uri"]) for r in rows)
+
+
+async def store_remote_post(node: Node, sender: str, obj: dict[str, Any]) -> dict | None:
+    """Insert or refresh the remote post a Note describes; None when it is not one to keep
+    (not a post, not from the post's own host, or its organisation is not followed here)."""
+    try:
+        fields = wire.from_note(obj, sanitize_html)
+    except wire.NotAPost:
+        return None
+    if node.is_local(fields["uri"]) or not (_same_host(fields["uri"], fields["org_uri"])
+                                            and _same_host(fields["uri"], sender)):
+        return None
+    await store_object(node, obj, local=False)
+    if not (await _org_followed(node, fields["org_uri"])
+            or await _org_followed(node, fields["attributed_to"])):
+        return None
+    existing = await queries.get_post_by_uri(node, fields["uri"])
+    stamp = now()
+    if existing is not None:
+        changes = {k: v for k, v in fields.items() if k not in ("uri", "created_at")}
+        if existing["status"] in ("withdrawn", "expired"):
+            changes.pop("status")
+        sets = ", ".join(f"{c} = :{c}" for c in changes)
+        await node.db.execute(f"UPDATE posts SET {sets}, updated_at = :updated_at WHERE id = :id",
+                              {**changes, "updated_at": stamp, "id": existing["id"]})
+        return {**existing, **changes}
+    row = {**fields, "id": new_id()[:16], "author_user_id": None, "proxied": 0,
+           "description_md": "", "remote": 1, "created_at": fields["created_at"] or stamp,
+           "updated_at": stamp}
+    columns = list(row)
+    await node.db.execute(
+        f"INSERT INTO posts ({', '.join(columns)}) VALUES "
+        f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING", row)
+    return row
+
+
+async def _response_for_thread(node: Node, thread: str | None) -> dict | None:
+    if not thread:
+        return None
+    return await node.db.fetch_one("SELECT * FROM responses WHERE thread_uri = :t",
+                                   {"t": thread})
+
+
+def _is_side(actor: str, post: dict, response: dict) -> bool:
+    return actor in (post["attributed_to"], post["org_uri"], response["responder_uri"])
+
+
+async def _new_response(node: Node, post: dict, actor: str, thread: str, body: str,
+                        public: bool, offer_uri: str | None, name: str) -> dict | None:
+    stamp = now()
+    row = {
+        "id": new_id()[:16], "post_id": post["id"], "thread_uri": thread,
+        "responder_uri": actor, "responder_user_id": None, "responder_name": name,
+        "message_html": body, "public": int(public), "status": "pending",
+        "offer_uri": offer_uri, "answer_uri": None, "created_at": stamp, "updated_at": stamp,
+    }
+    columns = list(row)
+    inserted = await node.db.fetch_val(
+        f"INSERT INTO responses ({', '.join(columns)}) VALUES "
+        f"({', '.join(':' + c for c in columns)}) ON CONFLICT (thread_uri) DO NOTHING "
+        "RETURNING 1", row)
+    if not inserted:
+        return None  # the Offer and its Note raced: the other one made the response
+    await notify.new_response(node, post, name or actor)
+    return row
+
+
+async def _actor_name(node: Node, actor: str) -> str:
+    row = await node.db.fetch_one(
+        "SELECT name, username, host FROM remote_actors WHERE uri = :u", {"u": actor})
+    if row is None:
+        return actor
+    return row["name"] or f"@{row['username']}@{row['host']}"
+
+
+def _thread_of(activity: dict[str, Any], actor: str, fallback: str) -> str:
+    """A thread named by the sender is only trusted on the sender's own host."""
+    thread = id_of(activity.get("context"))
+    return thread if thread and _same_host(thread, actor) else fallback
+
+
+async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
+    """A Note that belongs to a response's conversation, or starts a response to one of our
+    posts. Returns whether it was taken (then it is private: it is not stored as an object)."""
+    body = sanitize_html(obj.get("content") or "") if isinstance(obj.get("content"), str) else ""
+    note_uri = obj.get("id")
+    reply_to = id_of(obj.get("inReplyTo"))
+    response = await _response_for_thread(node, id_of(obj.get("context")))
+    if response is None and reply_to:
+        row = await node.db.fetch_one(
+            "SELECT response_id FROM conversation_messages WHERE note_uri = :n", {"n": reply_to})
+        if row is not None:
+            response = await responses.get_response(node, row["response_id"])
+    if response is not None:
+        post = await queries.get_post(node, response["post_id"])
+        if post is None or not _is_side(actor, post, response):
+            return False
+        await responses.store_message(node, response["id"], actor, body, None, note_uri)
+        if not response["message_html"] and actor == response["responder_uri"]:
+            await node.db.execute("UPDATE responses SET message_html = :b WHERE id = :i",
+                                  {"b": body, "i": response["id"]})
+        return True
+    post = await queries.get_post_by_uri(node, reply_to or "")
+    if post is None or post["remote"]:
+        return False
+    public = is_public(obj)
+    thread = _thread_of(obj, actor, note_uri)
+    created = await _new_response(node, post, actor, thread, body, public, None,
+                                  await _actor_name(node, actor))
+    if created is None:
+        response = await _response_for_thread(node, thread)
+        if response is not None and response["responder_uri"] == actor:
+            await responses.store_message(node, response["id"], actor, body, None, note_uri)
+            if not response["message_html"]:
+                await node.db.execute("UPDATE responses SET message_html = :b WHERE id = :i",
+                                      {"b": body, "i": response["id"]})
+        return True
+    await responses.store_message(node, created["id"], actor, body, None, note_uri)
+    if public:
+        # Recorded, but personal details should not go on in public: ask for a private reply.
+        await responses.ask_private_reply(node, post, created)
+    return True
+
+
+async def offer_received(node: Node, actor: str, activity: dict[str, Any]) -> bool:
+    """FEP-0837 Offer answering one of our posts (or the older Offer(Commitment) shape)."""
+    target = wire.satisfied_post(activity)
+    post = await queries.get_post_by_uri(node, target or "")
+    if post is None or post["remote"]:
+        return False
+    offer_uri = activity["id"]
+    thread = _thread_of(activity, actor, offer_uri)
+    body = activity.get("content") if isinstance(activity.get("content"), str) else ""
+    body = sanitize_html(body)
+    created = await _new_response(node, post, actor, thread, body, False, offer_uri,
+                                  await _actor_name(node, actor))
+    if created is None:
+        await node.db.execute(
+            "UPDATE responses SET offer_uri = :o WHERE thread_uri = :t AND responder_uri = :a",
+            {"o": offer_uri, "t": thread, "a": actor})
+    return True
+
+
+async def answer_received(node: Node, actor: str, activity: dict[str, Any],
+                          accepted: bool) -> bool:
+    """Accept{Offer} / Reject{Offer} about a response a member of ours made."""
+    offer_uri = id_of(activity.get("object"))
+    if not offer_uri or not node.is_local(offer_uri):
+        return False
+    response = await node.db.fetch_one(
+        "SELECT * FROM responses WHERE offer_uri = :o AND responder_user_id IS NOT NULL",
+        {"o": offer_uri})
+    if response is None:
+        return False
+    post = await queries.get_post(node, response["post_id"])
+    if post is None or actor not in (post["attributed_to"], post["org_uri"]):
+        log.info("%s answered an offer about a post that is not theirs; ignored", actor)
+        return True
+    await node.db.execute(
+        "UPDATE responses SET status = :s, answer_uri = :a, updated_at = :t WHERE id = :i",
+        {"s": "accepted" if accepted else "declined", "a": activity["id"], "t": now(),
+         "i": response["id"]})
+    text = activity.get("content")
+    if isinstance(text, str) and text.strip():
+        await responses.store_message(node, response["id"], actor, sanitize_html(text), None,
+                                      activity["id"])
+    if accepted:
+        await node.db.execute(
+            "UPDATE posts SET status = 'in_progress', updated_at = :t WHERE id = :i "
+            "AND status = 'open'", {"t": now(), "i": post["id"]})
+        await notify.response_accepted(node, post, response["responder_user_id"])
+    return True
+
+
+async def post_updated(node: Node, sender: str, obj: dict[str, Any]) -> None:
+    if wire.is_post_note(obj) and await queries.get_post_by_uri(node, obj.get("id") or ""):
+        await store_remote_post(node, sender, obj)
+
+
+async def post_deleted(node: Node, uri: str) -> None:
+    post = await queries.get_post_by_uri(node, uri)
+    if post is None or not post["remote"]:
+        return
+    expired = post["ends_at"] is not None and post["ends_at"] < now() + 60
+    await node.db.execute(
+        "UPDATE posts SET status = :s, updated_at = :t WHERE id = :i",
+        {"s": "expired" if expired else "withdrawn", "t": now(), "i": post["id"]})
+

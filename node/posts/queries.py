@@ -1,0 +1,91 @@
+"""Reading posts: one post, the filtered and paged lists, and who may manage a post."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.context import Node
+from node.db import now
+
+PAGE_SIZE = 20
+LISTED = ("open", "in_progress")
+MANAGERS = ("coordinator", "admin")
+
+
+@dataclass(frozen=True)
+class Filters:
+    kind: str = ""
+    category: str = ""
+    neighbourhood: str = ""
+    language: str = ""
+    scope: str = ""  # "" = this node and the network, "local", "network"
+    org_uri: str = ""
+    q: str = ""
+    sort: str = "newest"  # or "urgent"
+    page: int = 1
+
+
+async def get_post(node: Node, post_id: str) -> dict | None:
+    return await node.db.fetch_one("SELECT * FROM posts WHERE id = :i", {"i": post_id})
+
+
+async def get_post_by_uri(node: Node, uri: str) -> dict | None:
+    return await node.db.fetch_one("SELECT * FROM posts WHERE uri = :u", {"u": uri})
+
+
+def can_manage(user: dict | None, post: dict) -> bool:
+    """The author, or a coordinator (or admin) of this node, manages a local post."""
+    if user is None or post["remote"]:
+        return False
+    return user["id"] == post["author_user_id"] or user["role"] in MANAGERS
+
+
+def can_see(user: dict | None, post: dict) -> bool:
+    """Public posts are for everyone; followers-only and local ones for signed-in members."""
+    return post["visibility"] == "public" or user is not None
+
+
+async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[list[dict], int]:
+    """One page of open posts and the total count."""
+    where = ["status IN ('open', 'in_progress')", "(ends_at IS NULL OR ends_at >= :now)"]
+    values: dict = {"now": now()}
+    if not signed_in:
+        where.append("visibility = 'public'")
+    if filters.kind in ("offer", "need"):
+        where.append("kind = :kind")
+        values["kind"] = filters.kind
+    for column in ("category", "neighbourhood"):
+        if getattr(filters, column):
+            where.append(f"{column} = :{column}")
+            values[column] = getattr(filters, column)
+    if filters.language:
+        # Languages are stored as "fr,nl": surround with commas to match whole codes only.
+        where.append("(',' || languages || ',') LIKE :lang")
+        values["lang"] = f"%,{filters.language},%"
+    if filters.scope == "local":
+        where.append("remote = 0")
+    elif filters.scope == "network":
+        where.append("remote = 1")
+    if filters.org_uri:
+        where.append("org_uri = :org")
+        values["org"] = filters.org_uri
+    if filters.q:
+        where.append("(LOWER(title) LIKE :q OR LOWER(description_md) LIKE :q "
+                     "OR LOWER(description_html) LIKE :q)")
+        escaped = filters.q.lower().replace("\\", "").replace("%", "").replace("_", " ")
+        values["q"] = f"%{escaped}%"
+    order = ("urgency DESC, CASE WHEN ends_at IS NULL THEN 1 ELSE 0 END, ends_at, "
+             "created_at DESC" if filters.sort == "urgent" else "created_at DESC")
+    clause = " AND ".join(where)
+    total = await node.db.fetch_val(f"SELECT COUNT(*) FROM posts WHERE {clause}", values)
+    rows = await node.db.fetch_all(
+        f"SELECT * FROM posts WHERE {clause} ORDER BY {order} LIMIT :n OFFSET :o",
+        {**values, "n": PAGE_SIZE, "o": (max(filters.page, 1) - 1) * PAGE_SIZE},
+    )
+    return rows, int(total or 0)
+
+
+async def beneficiary_notes(node: Node, post_id: str) -> str:
+    row = await node.db.fetch_one(
+        "SELECT notes FROM beneficiary_notes WHERE post_id = :p", {"p": post_id})
+    return row["notes"] if row else ""

@@ -1,0 +1,382 @@
+"""Offers and needs on the wire (FEP-0837 on a plain Note, see DESIGN.md), in both directions:
+a stored post -> the Note and the activities that carry it, and a remote Note -> post fields.
+
+No database access here: what a conversion needs is passed in.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import nh3
+
+from activitypub.vocab import AS_CONTEXT, PUBLIC, as_list, id_of, types_of
+from node.posts import categories, places
+
+VF = "https://w3id.org/valueflows/ont/vf#"
+OM2 = "http://www.ontology-of-units-of-measure.org/resource/om-2/"
+FINISHED_MARKER = "✔ FULFILLED"
+IN_PROGRESS_MARKER = "⧗ IN PROGRESS"
+PURPOSE = {"offer": "offer", "need": "request"}
+KIND_OF_PURPOSE = {v: k for k, v in PURPOSE.items()}
+STATUSES = ("open", "in_progress", "fulfilled", "withdrawn", "expired")
+
+
+def post_context(base_url: str) -> list[Any]:
+    """ActivityStreams plus the ValueFlows and om2 terms we use, and our own namespace."""
+    return [
+        AS_CONTEXT,
+        {
+            "vf": VF, "om2": OM2, "entraide": base_url.rstrip("/") + "/ns#",
+            "Hashtag": "as:Hashtag",
+            "Proposal": "vf:Proposal", "Intent": "vf:Intent", "Agreement": "vf:Agreement",
+            "Commitment": "vf:Commitment",
+            "purpose": "vf:purpose", "publishes": "vf:publishes", "reciprocal": "vf:reciprocal",
+            "unitBased": "vf:unitBased", "action": "vf:action",
+            "resourceClassifiedAs": {"@id": "vf:resourceClassifiedAs", "@type": "@id"},
+            "resourceConformsTo": {"@id": "vf:resourceConformsTo", "@type": "@id"},
+            "resourceQuantity": "vf:resourceQuantity", "availableQuantity": "vf:availableQuantity",
+            "provider": {"@id": "vf:provider", "@type": "@id"},
+            "receiver": {"@id": "vf:receiver", "@type": "@id"},
+            "due": "vf:due", "finished": "vf:finished",
+            "stipulates": "vf:stipulates", "satisfies": {"@id": "vf:satisfies", "@type": "@id"},
+            "hasUnit": "om2:hasUnit", "hasNumericalValue": "om2:hasNumericalValue",
+            "urgency": "entraide:urgency", "postStatus": "entraide:postStatus",
+        },
+    ]
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _date(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%d/%m/%Y") if ts is not None else ""
+
+
+def short_text(description_html: str, limit: int = 200) -> str:
+    text = " ".join(nh3.clean(description_html, tags=set()).split())
+    text = html.unescape(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Addressing:
+    """Who a post is attributed to and which organisation publishes it."""
+
+    attributed_to: str
+    org_uri: str
+
+    @property
+    def followers(self) -> str:
+        return f"{self.org_uri}/followers"
+
+
+def audience(visibility: str, who: Addressing) -> tuple[list[str], list[str]]:
+    if visibility == "followers":
+        return [who.followers], [who.org_uri]
+    return [PUBLIC], [who.followers, who.org_uri]
+
+
+def hashtags(post: dict[str, Any], base_url: str) -> list[dict[str, str]]:
+    names = ["offer" if post["kind"] == "offer" else "need"]
+    category = categories.get(post["category"])
+    if category:
+        names.append(category.hashtag)
+    if post.get("neighbourhood"):
+        tag = places.hashtag(post["neighbourhood"])
+        if tag:
+            names.append(tag)
+    return [{"type": "Hashtag", "name": f"#{n}", "href": f"{base_url}/tags/{n.lower()}"}
+            for n in names]
+
+
+def content_html(post: dict[str, Any], base_url: str) -> str:
+    """What Mastodon shows: one paragraph readable on its own, then the hashtags."""
+    category = categories.get(post["category"])
+    parts = [("OFFER" if post["kind"] == "offer" else "NEED") + " · " + post["title"]]
+    short = short_text(post.get("description_html") or "")
+    if short:
+        parts.append(short)
+    if category:
+        parts.append(category.label)
+    if post.get("neighbourhood"):
+        parts.append(post["neighbourhood"])
+    if post.get("ends_at"):
+        parts.append("until " + _date(post["ends_at"]))
+    marker = {"fulfilled": FINISHED_MARKER, "in_progress": IN_PROGRESS_MARKER}.get(post["status"])
+    text = " · ".join(html.escape(p) for p in parts)
+    if marker:
+        text = f"<strong>{marker}</strong> · {text}"
+    url = html.escape(post.get("url") or post["uri"])
+    tags = " ".join(
+        f'<a href="{html.escape(t["href"])}" class="mention hashtag" rel="tag">'
+        f'#<span>{html.escape(t["name"][1:])}</span></a>'
+        for t in hashtags(post, base_url)
+    )
+    return f'<p>{text} · <a href="{url}">reply privately</a></p><p>{tags}</p>'
+
+
+def languages_of(post: dict[str, Any]) -> list[str]:
+    return [code for code in (post.get("languages") or "").split(",") if code]
+
+
+def to_note(post: dict[str, Any], who: Addressing, base_url: str) -> dict[str, Any]:
+    """The Note carrying FEP-0837 fields, exactly as DESIGN.md shows it."""
+    category = categories.get(post["category"])
+    finished = post["status"] in ("fulfilled",)
+    capacity = post.get("capacity") or 1
+    unit = post.get("unit") or "one"
+    content = content_html(post, base_url)
+    to, cc = audience(post["visibility"], who)
+    intent: dict[str, Any] = {
+        "type": "Intent", "id": f"{post['uri']}#primary",
+        "action": category.action if category else "deliverService",
+        "resourceClassifiedAs": [f"{base_url}/categories/{post['category']}"],
+        "resourceQuantity": {"hasUnit": unit, "hasNumericalValue": "1"},
+        "availableQuantity": {"hasUnit": unit,
+                              "hasNumericalValue": "0" if finished else str(capacity)},
+    }
+    if post["kind"] == "offer":
+        intent["provider"] = who.attributed_to
+    else:
+        intent["receiver"] = who.attributed_to
+        if post.get("ends_at"):
+            intent["due"] = iso(post["ends_at"])
+    if finished:
+        intent["finished"] = True
+    note: dict[str, Any] = {
+        "id": post["uri"], "type": "Note", "attributedTo": who.attributed_to,
+        "audience": who.org_uri,
+        "purpose": PURPOSE[post["kind"]], "name": post["title"], "content": content,
+        "published": iso(post["created_at"]), "url": post.get("url") or post["uri"],
+        "tag": hashtags(post, base_url), "publishes": intent, "unitBased": False,
+        "urgency": post.get("urgency", 1), "postStatus": post["status"],
+        "to": to, "cc": cc,
+    }
+    langs = languages_of(post)
+    if langs:
+        note["contentMap"] = {langs[0]: content}
+    if post.get("updated_at") and post["updated_at"] > post["created_at"] + 1:
+        note["updated"] = iso(post["updated_at"])
+    if post.get("starts_at"):
+        note["startTime"] = iso(post["starts_at"])
+    if post.get("ends_at"):
+        note["endTime"] = iso(post["ends_at"])
+    if post.get("latitude") is not None and post.get("longitude") is not None:
+        note["location"] = {
+            "type": "Place", "name": post.get("neighbourhood") or "",
+            "latitude": places.round_coordinate(post["latitude"]),
+            "longitude": places.round_coordinate(post["longitude"]),
+            "radius": 1, "units": "km",
+        }
+    elif post.get("neighbourhood"):
+        note["location"] = {"type": "Place", "name": post["neighbourhood"]}
+    return note
+
+
+def wrap(kind: str, activity_id: str, actor: str, note: dict[str, Any],
+         base_url: str) -> dict[str, Any]:
+    """Create or Update around a Note, addressed like the Note."""
+    activity = {
+        "@context": post_context(base_url), "id": activity_id, "type": kind, "actor": actor,
+        "to": note["to"], "cc": note["cc"], "object": note,
+    }
+    activity["published" if kind == "Create" else "updated"] = note.get(
+        "updated", note["published"]) if kind == "Update" else note["published"]
+    return activity
+
+
+def tombstone_delete(activity_id: str, actor: str, post_uri: str,
+                     who: Addressing) -> dict[str, Any]:
+    return {
+        "@context": AS_CONTEXT, "id": activity_id, "type": "Delete", "actor": actor,
+        "object": {"id": post_uri, "type": "Tombstone", "formerType": "Note"},
+        "to": [PUBLIC], "cc": [who.followers, who.org_uri],
+    }
+
+
+def announce(activity_id: str, group: str, note: dict[str, Any]) -> dict[str, Any]:
+    """FEP-1b12: the group relays what is posted to it, with the Note embedded."""
+    return {
+        "@context": AS_CONTEXT, "id": activity_id, "type": "Announce", "actor": group,
+        "object": note, "to": note["to"], "cc": note["cc"],
+    }
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+def offer(offer_id: str, responder: str, post_uri: str, post_author: str,
+          to: list[str], message_html: str) -> dict[str, Any]:
+    """FEP-0837: Offer{Agreement{stipulates: Commitment{satisfies: <post>#primary}}}."""
+    return {
+        "@context": post_context(_origin(offer_id)), "id": offer_id, "type": "Offer",
+        "actor": responder, "to": to,
+        "object": {
+            "type": "Agreement", "id": f"{offer_id}#agreement",
+            "stipulates": {
+                "type": "Commitment", "id": f"{offer_id}#commitment",
+                "satisfies": f"{post_uri}#primary", "provider": responder,
+                "receiver": post_author,
+            },
+        },
+        "content": message_html,
+    }
+
+
+def answer(kind: str, answer_id: str, actor: str, offer_id: str, responder: str,
+           agreement_id: str | None = None, reason: str = "") -> dict[str, Any]:
+    """Accept{object: <offer>, result: Agreement} or Reject{object: <offer>} with a reason."""
+    activity: dict[str, Any] = {
+        "@context": post_context(_origin(answer_id)), "id": answer_id, "type": kind,
+        "actor": actor, "object": offer_id, "to": [responder],
+    }
+    if kind == "Accept":
+        activity["result"] = {"type": "Agreement", "id": agreement_id or f"{offer_id}#agreement"}
+    if reason:
+        activity["content"] = f"<p>{html.escape(reason)}</p>"
+    return activity
+
+
+def private_note(note_id: str, author: str, recipient: str, in_reply_to: str, text_html: str,
+                 thread: str, mention_name: str = "") -> dict[str, Any]:
+    """A mentioned-only Note: a direct message Mastodon shows privately."""
+    return {
+        "id": note_id, "type": "Note", "attributedTo": author, "inReplyTo": in_reply_to,
+        "context": thread, "content": text_html, "to": [recipient], "cc": [],
+        "published": iso(datetime.now(UTC).timestamp()),
+        "tag": [{"type": "Mention", "href": recipient, "name": mention_name or recipient}],
+    }
+
+
+def create_private(activity_id: str, note: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "@context": post_context(base_url), "id": activity_id, "type": "Create",
+        "actor": note["attributedTo"], "to": note["to"], "cc": [], "object": note,
+    }
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def satisfied_post(offer_activity: dict[str, Any]) -> str | None:
+    """The post an Offer answers: Agreement.stipulates.satisfies (current FEP-0837) or the older
+    Offer(Commitment) with `inReplyTo` / `satisfies` directly."""
+    obj = offer_activity.get("object")
+    target = None
+    if isinstance(obj, dict):
+        kinds = types_of(obj)
+        if "Agreement" in kinds:
+            for commitment in as_list(obj.get("stipulates")):
+                if isinstance(commitment, dict):
+                    target = id_of(commitment.get("satisfies"))
+                    if target:
+                        break
+        elif "Commitment" in kinds:
+            target = id_of(obj.get("satisfies")) or id_of(obj.get("inReplyTo"))
+    target = target or id_of(offer_activity.get("inReplyTo"))
+    if not target:
+        return None
+    return target.split("#", 1)[0]
+
+
+# --- the reverse: a remote Note -> the fields of a stored post ---------------------------------
+
+class NotAPost(ValueError):
+    pass
+
+
+def _quantity(value: Any) -> int | None:
+    if isinstance(value, dict):
+        raw = value.get("hasNumericalValue")
+        try:
+            return int(float(raw))
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _plain(value: Any, limit: int) -> str:
+    return nh3.clean(value, tags=set())[:limit] if isinstance(value, str) else ""
+
+
+def is_post_note(obj: dict[str, Any]) -> bool:
+    return ("Note" in types_of(obj) and obj.get("purpose") in KIND_OF_PURPOSE
+            and isinstance(obj.get("publishes"), dict))
+
+
+def _category_of(obj: dict[str, Any], intent: dict[str, Any]) -> str:
+    for ref in as_list(intent.get("resourceClassifiedAs")):
+        ident = id_of(ref) or ""
+        key = ident.rstrip("/").rsplit("/", 1)[-1]
+        if categories.get(key):
+            return key
+    for tag in as_list(obj.get("tag")):
+        if isinstance(tag, dict) and isinstance(tag.get("name"), str):
+            match = categories.BY_HASHTAG.get(tag["name"].lstrip("#").lower())
+            if match:
+                return match.key
+    return "other"
+
+
+def from_note(obj: dict[str, Any], sanitize: Any) -> dict[str, Any]:
+    """Fields of a remote post; `sanitize` cleans HTML. NotAPost when it is no offer or need."""
+    if not is_post_note(obj):
+        raise NotAPost("the Note carries no FEP-0837 purpose and publishes")
+    uri, author = obj.get("id"), id_of(obj.get("attributedTo"))
+    if not isinstance(uri, str) or not author:
+        raise NotAPost("the Note needs an id and an attributedTo")
+    intent = obj["publishes"]
+    kind = KIND_OF_PURPOSE[obj["purpose"]]
+    title = _plain(obj.get("name"), 200) or short_text(sanitize(obj.get("content") or ""), 80)
+    status = obj.get("postStatus") if obj.get("postStatus") in STATUSES[:3] else "open"
+    if intent.get("finished") is True:
+        status = "fulfilled"
+    location = obj.get("location") if isinstance(obj.get("location"), dict) else {}
+    lat, lon = location.get("latitude"), location.get("longitude")
+    langs = obj.get("contentMap") if isinstance(obj.get("contentMap"), dict) else {}
+    urgency = obj.get("urgency")
+    return {
+        "uri": uri, "attributed_to": author,
+        "org_uri": id_of(obj.get("audience")) or author,
+        "kind": kind, "category": _category_of(obj, intent), "title": title,
+        "description_html": sanitize(obj.get("content") or ""),
+        "neighbourhood": _plain(location.get("name"), 100),
+        "latitude": places.round_coordinate(lat) if isinstance(lat, int | float) else None,
+        "longitude": places.round_coordinate(lon) if isinstance(lon, int | float) else None,
+        "starts_at": _timestamp(obj.get("startTime")),
+        "ends_at": _timestamp(obj.get("endTime")) or _timestamp(intent.get("due")),
+        "capacity": _quantity(intent.get("availableQuantity")),
+        "unit": _plain((intent.get("availableQuantity") or {}).get("hasUnit"), 20) or "one"
+        if isinstance(intent.get("availableQuantity"), dict) else "one",
+        "urgency": urgency if isinstance(urgency, int) and 0 <= urgency <= 3 else 1,
+        "languages": ",".join(k for k in langs if isinstance(k, str)
+                              and re.fullmatch(r"[a-z]{2,3}", k))[:40],
+        "visibility": "public" if PUBLIC in as_list(obj.get("to")) + as_list(obj.get("cc"))
+        else "followers",
+        "status": status,
+        "url": obj["url"] if isinstance(obj.get("url"), str) else uri,
+        "origin_host": urlsplit(uri).netloc,
+        "created_at": _timestamp(obj.get("published")),
+    }

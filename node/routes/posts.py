@@ -1,0 +1,376 @@
+"""Pages of offers and needs: list, post page (also ActivityPub), new / edit forms, status
+changes, responses, the author's view of responses and each response's conversation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from activitypub.vocab import AS_CONTEXT
+from node.actors import by_username
+from node.negotiation import activity_response, wants_activity_json
+from node.posts import categories, publishing, queries, responses, service, wire
+from node.posts.responses import ResponseError
+from node.posts.text import _
+from node.posts.validation import (
+    KINDS,
+    TIMEZONE,
+    UNITS,
+    VISIBILITIES,
+    PostError,
+)
+from node.web_support import TEMPLATES, CsrfError, check_csrf, current_user, node_of, render
+
+LANGUAGES = ("fr", "nl", "en", "ar", "es", "pt", "ro", "ru", "tr", "uk", "de", "it", "pl")
+STATUS_ACTIONS = {"withdraw": "withdrawn", "fulfil": "fulfilled"}
+
+
+def _fallback_date(value: Any, format: str = "medium") -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(float(value), UTC).astimezone(TIMEZONE).strftime("%d/%m/%Y")
+
+
+# The i18n layer installs locale-aware filters; these keep pages working without it.
+TEMPLATES.filters.setdefault("date", _fallback_date)
+
+
+def _choices(node: Any) -> dict[str, Any]:
+    return {
+        "categories": categories.CATEGORIES, "categories_by_key": categories.BY_KEY,
+        "neighbourhoods": service.neighbourhoods(node),
+        "kinds": KINDS, "units": UNITS, "visibilities": VISIBILITIES, "languages": LANGUAGES,
+    }
+
+
+def _date_value(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).astimezone(TIMEZONE).strftime("%Y-%m-%d")
+
+
+def _not_found() -> Response:
+    return JSONResponse({"error": "not found"}, status_code=404)
+
+
+def _login_redirect(request: Request) -> Response:
+    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+
+
+async def _form(request: Request) -> tuple[FormData, str | None]:
+    """The posted form and a CSRF error message, if the form did not come from our page."""
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return form, str(exc)
+    return form, None
+
+
+# --- list --------------------------------------------------------------------------------------
+
+def _filters(request: Request, org_uri: str = "") -> queries.Filters:
+    q = request.query_params
+    page = q.get("page", "1")
+    return queries.Filters(
+        kind=q.get("kind", ""), category=q.get("category", ""),
+        neighbourhood=q.get("neighbourhood", ""), language=q.get("language", "")[:3],
+        scope=q.get("scope", ""), org_uri=org_uri, q=q.get("q", "").strip()[:100],
+        sort="urgent" if q.get("sort") == "urgent" else "newest",
+        page=int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1,
+    )
+
+
+async def list_view(request: Request) -> Response:
+    node = node_of(request)
+    await service.expire_due(node)
+    user = await current_user(request)
+    org = None
+    if request.query_params.get("org"):
+        org = await by_username(node, request.query_params["org"], "Group")
+    filters = _filters(request, node.url(f"/groups/{org.username}") if org else "")
+    rows, total = await queries.list_posts(node, filters, signed_in=user is not None)
+    params = {k: v for k, v in request.query_params.items() if k != "page" and v}
+    pages = max(1, -(-total // queries.PAGE_SIZE))
+    return await render(
+        request, "posts/list.html", posts=rows, total=total, filters=filters, org=org,
+        page=filters.page, pages=pages, query=params, urlencode=urlencode, **_choices(node))
+
+
+# --- one post ----------------------------------------------------------------------------------
+
+async def _post_or_none(request: Request) -> dict | None:
+    return await queries.get_post(node_of(request), request.path_params["post_id"])
+
+
+async def post_view(request: Request) -> Response:
+    node = node_of(request)
+    await service.expire_due(node)
+    post = await _post_or_none(request)
+    if post is None:
+        return _not_found()
+    if wants_activity_json(request):
+        return _post_document(node, post)
+    user = await current_user(request)
+    if not queries.can_see(user, post):
+        return _login_redirect(request)
+    return await _post_page(request, post, user)
+
+
+def _post_document(node: Any, post: dict) -> Response:
+    if post["remote"] or post["visibility"] != "public":
+        return _not_found()
+    if post["status"] in ("withdrawn", "expired"):
+        return activity_response({"@context": AS_CONTEXT, "id": post["uri"], "type": "Tombstone",
+                                  "formerType": "Note"}, status=410)
+    note = publishing.note_of(node, post)
+    return activity_response({"@context": wire.post_context(node.settings.base_url), **note})
+
+
+async def _post_page(request: Request, post: dict, user: dict | None, status: int = 200,
+                     errors: dict | None = None, message: str = "") -> Response:
+    node = node_of(request)
+    manage = queries.can_manage(user, post)
+    mine = []
+    if user is not None:
+        mine = [r for r in await responses.responses_of(node, post["id"])
+                if r["responder_user_id"] == user["id"]]
+    notes = await queries.beneficiary_notes(node, post["id"]) if (
+        manage and post["proxied"] and user["role"] in queries.MANAGERS) else ""
+    return await render(
+        request, "posts/post.html", status=status, post=post, manage=manage,
+        category=categories.get(post["category"]), my_responses=mine, notes=notes,
+        errors=errors or {}, message=message or request.query_params.get("msg", ""),
+        form={}, can_respond=user is not None and not manage and post["status"] in (
+            "open", "in_progress") and not mine)
+
+
+# --- new and edit ------------------------------------------------------------------------------
+
+def _form_values(post: dict | None) -> dict[str, Any]:
+    if post is None:
+        return {"languages": [], "urgency": "1", "visibility": "public", "unit": "one"}
+    return {
+        "category": post["category"], "title": post["title"],
+        "description": post["description_md"], "neighbourhood": post["neighbourhood"],
+        "starts_at": _date_value(post["starts_at"]), "ends_at": _date_value(post["ends_at"]),
+        "capacity": post["capacity"] or "", "unit": post["unit"], "urgency": str(post["urgency"]),
+        "languages": [c for c in post["languages"].split(",") if c],
+        "visibility": post["visibility"],
+    }
+
+
+async def _edit_page(request: Request, kind: str, values: dict, errors: dict,
+                     post: dict | None = None, status: int = 200) -> Response:
+    node = node_of(request)
+    return await render(request, "posts/form.html", status=status, kind=kind, form=values,
+                        errors=errors, post=post, **_choices(node))
+
+
+def _posted_values(form: FormData) -> dict[str, Any]:
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    values["languages"] = form.getlist("languages")
+    return values
+
+
+async def new_view(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    node = node_of(request)
+    kind = request.query_params.get("kind", "need")
+    kind = kind if kind in KINDS else "need"
+    if request.method == "GET":
+        return await _edit_page(request, kind, _form_values(None), {})
+    form, csrf_error = await _form(request)
+    kind = str(form.get("kind", kind))
+    values = _posted_values(form)
+    if csrf_error:
+        return await _edit_page(request, kind, values, {"form": csrf_error}, status=403)
+    try:
+        fields = service.check(node, form, form.getlist("languages"), kind, user)
+        post = await service.create_post(node, user, fields)
+    except PostError as exc:
+        return await _edit_page(request, kind if kind in KINDS else "need", values, exc.errors,
+                                status=400)
+    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Published.")}),
+                            status_code=303)
+
+
+async def edit_view(request: Request) -> Response:
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return _not_found()
+    if not queries.can_manage(user, post):
+        return _login_redirect(request) if user is None else _forbidden()
+    node = node_of(request)
+    if request.method == "GET":
+        values = _form_values(post)
+        if post["proxied"]:
+            values["beneficiary_notes"] = await queries.beneficiary_notes(node, post["id"])
+            values["proxied"] = "1"
+        return await _edit_page(request, post["kind"], values, {}, post=post)
+    form, csrf_error = await _form(request)
+    values = _posted_values(form)
+    if csrf_error:
+        return await _edit_page(request, post["kind"], values, {"form": csrf_error}, post,
+                                status=403)
+    try:
+        proxy = {"proxied": "1"} if post["proxied"] else {}
+        fields = service.check(node, {**dict(form.items()), **proxy}, form.getlist("languages"),
+                               post["kind"], user)
+        await service.edit_post(node, post, fields)
+    except PostError as exc:
+        return await _edit_page(request, post["kind"], values, exc.errors, post, status=400)
+    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Saved.")}),
+                            status_code=303)
+
+
+def _forbidden() -> Response:
+    return JSONResponse({"error": "only the author or a coordinator can do this"},
+                        status_code=403)
+
+
+async def status_view(request: Request) -> Response:
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return _not_found()
+    if not queries.can_manage(user, post):
+        return _login_redirect(request) if user is None else _forbidden()
+    form, csrf_error = await _form(request)
+    if csrf_error:
+        return await _post_page(request, post, user, 403, {"status": csrf_error})
+    status = STATUS_ACTIONS.get(str(form.get("action", "")))
+    if status is None:
+        return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
+    try:
+        await service.change_status(node_of(request), post, status)
+    except PostError as exc:
+        return await _post_page(request, post, user, 400, exc.errors)
+    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Status changed.")}),
+                            status_code=303)
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+async def respond_view(request: Request) -> Response:
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return _not_found()
+    if user is None:
+        return _login_redirect(request)
+    form, csrf_error = await _form(request)
+    if csrf_error:
+        return await _post_page(request, post, user, 403, {"message": csrf_error})
+    try:
+        row = await responses.respond(node_of(request), user, post, str(form.get("message", "")))
+    except ResponseError as exc:
+        return await _post_page(request, post, user, 400, exc.errors)
+    return RedirectResponse(f"/responses/{row['id']}", status_code=303)
+
+
+async def responses_view(request: Request) -> Response:
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return _not_found()
+    if not queries.can_manage(user, post):
+        return _login_redirect(request) if user is None else _forbidden()
+    return await _responses_page(request, post)
+
+
+async def _responses_page(request: Request, post: dict, errors: dict | None = None,
+                          status: int = 200) -> Response:
+    node = node_of(request)
+    return await render(request, "posts/responses.html", status=status, post=post,
+                        responses=await responses.responses_of(node, post["id"]),
+                        errors=errors or {}, message=request.query_params.get("msg", ""))
+
+
+async def _response_and_post(request: Request) -> tuple[dict | None, dict | None]:
+    node = node_of(request)
+    response = await responses.get_response(node, request.path_params["response_id"])
+    post = await queries.get_post(node, response["post_id"]) if response else None
+    return response, post
+
+
+async def accept_view(request: Request) -> Response:
+    user = await current_user(request)
+    response, post = await _response_and_post(request)
+    if response is None or post is None:
+        return _not_found()
+    if not queries.can_manage(user, post):
+        return _login_redirect(request) if user is None else _forbidden()
+    form, csrf_error = await _form(request)
+    if csrf_error:
+        return await _responses_page(request, post, {"response": csrf_error}, 403)
+    try:
+        await responses.accept(node_of(request), post, response)
+    except (ResponseError, PostError) as exc:
+        return await _responses_page(request, post, exc.errors, 400)
+    return RedirectResponse(
+        f"/posts/{post['id']}/responses?" + urlencode({"msg": _("Response accepted.")}),
+        status_code=303)
+
+
+async def conversation_view(request: Request) -> Response:
+    user = await current_user(request)
+    response, post = await _response_and_post(request)
+    if response is None or post is None:
+        return _not_found()
+    if user is None:
+        return _login_redirect(request)
+    if not responses.is_party(user, post, response):
+        return _forbidden()
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        form, csrf_error = await _form(request)
+        if csrf_error:
+            errors, status = {"message": csrf_error}, 403
+        else:
+            try:
+                await responses.send_message(node_of(request), user, post, response,
+                                             str(form.get("message", "")))
+                return RedirectResponse(f"/responses/{response['id']}", status_code=303)
+            except ResponseError as exc:
+                errors, status = exc.errors, 400
+    node = node_of(request)
+    return await render(
+        request, "posts/conversation.html", status=status, post=post, response=response,
+        messages=await responses.messages_of(node, response["id"]), errors=errors,
+        manage=queries.can_manage(user, post))
+
+
+async def mine_view(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _login_redirect(request)
+    node = node_of(request)
+    posts = await node.db.fetch_all(
+        "SELECT * FROM posts WHERE author_user_id = :u ORDER BY created_at DESC", {"u": user["id"]})
+    return await render(request, "posts/mine.html", posts=posts,
+                        responses=await responses.responses_by(node, user["id"]))
+
+
+routes = [
+    Route("/posts", list_view),
+    Route("/posts/new", new_view, methods=["GET", "POST"]),
+    Route("/posts/mine", mine_view),
+    Route("/posts/{post_id}", post_view),
+    Route("/posts/{post_id}/edit", edit_view, methods=["GET", "POST"]),
+    Route("/posts/{post_id}/status", status_view, methods=["POST"]),
+    Route("/posts/{post_id}/respond", respond_view, methods=["POST"]),
+    Route("/posts/{post_id}/responses", responses_view),
+    Route("/responses/{response_id}", conversation_view, methods=["GET", "POST"]),
+    Route("/responses/{response_id}/accept", accept_view, methods=["POST"]),
+]

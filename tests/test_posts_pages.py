@@ -1,0 +1,245 @@
+"""Offers and needs through the web pages, on the in-process app with a real SQLite database:
+posting, bad input, listing and filters, the post page in HTML and ActivityPub, responding,
+accepting and marking fulfilled, and who may see what."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+
+from node.actors import create_actor
+from node.auth import create_user
+from node.context import Node
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "long enough password"
+
+
+def csrf(page: httpx.Response) -> str:
+    match = CSRF.search(page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+async def member(node: Node, email: str, role: str = "member", person: str | None = None) -> str:
+    actor_id = None
+    if person:
+        actor_id = (await create_actor(node, "Person", person, person.title())).id
+    user_id = await create_user(node, email, PASSWORD, role=role, actor_id=actor_id)
+    org = await node.db.fetch_val("SELECT id FROM actors WHERE kind = 'Group'")
+    await node.db.execute("INSERT INTO memberships (user_id, org_id, role) VALUES (:u, :o, :r)",
+                          {"u": user_id, "o": org, "r": role})
+    return user_id
+
+
+async def login(client: httpx.AsyncClient, email: str) -> None:
+    client.cookies.clear()
+    client.headers["Accept-Language"] = "en"  # the messages below are checked in English
+    token = csrf(await client.get("/login"))
+    resp = await client.post("/login", data={"email": email, "password": PASSWORD,
+                                             "csrf_token": token})
+    assert resp.status_code == 303, resp.text
+
+
+NEED = {"category": "housing", "title": "A bed for two nights",
+        "description": "A mother and her child need **a bed** for two nights.",
+        "neighbourhood": "Saint-Gilles", "capacity": "2", "unit": "night", "urgency": "3",
+        "languages": ["fr", "ar"]}
+
+
+async def post_form(client: httpx.AsyncClient, kind: str, fields: dict) -> httpx.Response:
+    token = csrf(await client.get(f"/posts/new?kind={kind}"))
+    return await client.post(f"/posts/new?kind={kind}",
+                             data={"csrf_token": token, "kind": kind, **fields})
+
+
+async def count(node: Node, table: str) -> int:
+    return await node.db.fetch_val(f"SELECT COUNT(*) FROM {table}")
+
+
+async def test_a_member_posts_a_need_and_it_is_listed_and_published(app_node):
+    node, client = app_node
+    await member(node, "ana@example.org", person="ana")
+    await login(client, "ana@example.org")
+    resp = await post_form(client, "need", NEED)
+    assert resp.status_code == 303, resp.text
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    assert resp.headers["location"].startswith(f"/posts/{post['id']}")
+    assert post["kind"] == "need" and post["status"] == "open" and post["languages"] == "fr,ar"
+    assert post["attributed_to"] == node.url("/users/ana")
+    assert "<strong>a bed</strong>" in post["description_html"]
+    # Needs expire after NODE_NEED_EXPIRY_DAYS (30) when no end is given.
+    assert abs(post["ends_at"] - (time.time() + 30 * 86400)) < 120
+
+    page = await client.get(f"/posts/{post['id']}")
+    assert page.status_code == 200 and "A bed for two nights" in page.text
+    listing = await client.get("/posts?kind=need&category=housing&neighbourhood=Saint-Gilles")
+    assert f"/posts/{post['id']}" in listing.text
+    assert f"/posts/{post['id']}" not in (await client.get("/posts?kind=offer")).text
+    assert f"/posts/{post['id']}" not in (await client.get("/posts?category=shower")).text
+    assert f"/posts/{post['id']}" in (await client.get("/posts?language=ar&q=BED")).text
+    assert f"/posts/{post['id']}" not in (await client.get("/posts?language=nl")).text
+    assert f"/posts/{post['id']}" not in (await client.get("/posts?scope=network")).text
+
+    # Published: a Create from the member's Person actor and the Group's Announce.
+    kinds = {r["type"]: r for r in await node.db.fetch_all("SELECT * FROM activities")}
+    assert set(kinds) == {"Create", "Announce"}
+    assert kinds["Create"]["actor_uri"] == node.url("/users/ana")
+    assert kinds["Announce"]["actor_uri"] == node.url("/groups/voisins")
+
+    # The same URL answers ActivityPub with the FEP-0837 Note.
+    doc = (await client.get(f"/posts/{post['id']}",
+                            headers={"Accept": "application/activity+json"})).json()
+    assert doc["type"] == "Note" and doc["purpose"] == "request"
+    assert doc["publishes"]["receiver"] == node.url("/users/ana")
+    assert doc["location"]["latitude"] == 50.83 and "summary" not in doc
+
+
+async def test_bad_input_is_explained_and_stores_nothing(app_node):
+    node, client = app_node
+    await member(node, "bob@example.org")
+    await login(client, "bob@example.org")
+    cases = [
+        ({**NEED, "title": ""}, "A title is needed."),
+        ({**NEED, "category": "weapons"}, "Choose a category from the list."),
+        ({**NEED, "neighbourhood": "Atlantis"}, "Choose a neighbourhood from the list."),
+        ({**NEED, "ends_at": "2001-01-01"}, "The end date is in the past."),
+        ({**NEED, "ends_at": "tomorrow"}, "Give the end as a date"),
+        ({**NEED, "description": "x" * 5001}, "at most 5000 characters"),
+        ({**NEED, "title": "t" * 121}, "at most 120 characters"),
+        ({**NEED, "capacity": "-3"}, "whole number"),
+        ({**NEED, "proxied": "1", "beneficiary_notes": "Mrs X"}, "Only coordinators"),
+    ]
+    for fields, message in cases:
+        resp = await post_form(client, "need", fields)
+        assert resp.status_code == 400, fields
+        assert message in resp.text, (message, resp.text[-2000:])
+    # A POST without the CSRF token: refused with a message, nothing stored.
+    resp = await client.post("/posts/new?kind=need", data={"kind": "need", **NEED})
+    assert resp.status_code == 403 and "form has expired" in resp.text.lower()
+    assert await count(node, "posts") == 0 and await count(node, "activities") == 0
+
+
+async def test_hostile_html_is_neutralised(app_node):
+    node, client = app_node
+    await member(node, "eve@example.org")
+    await login(client, "eve@example.org")
+    hostile = {**NEED, "title": "<script>alert(1)</script>Bed",
+               "description": '<img src=x onerror=alert(1)> [x](javascript:alert(1)) ok'}
+    assert (await post_form(client, "need", hostile)).status_code == 303
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    page = (await client.get(f"/posts/{post['id']}")).text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+    # Typed HTML is shown as text, never as a tag; a javascript: link is not a link.
+    assert "<img" not in post["description_html"] and "<img" not in page
+    assert 'href="javascript' not in post["description_html"]
+
+
+async def test_respond_accept_fulfil_on_one_node(app_node):
+    node, client = app_node
+    await member(node, "author@example.org", person="author")
+    await member(node, "helper@example.org")
+    await member(node, "second@example.org")
+    await login(client, "author@example.org")
+    await post_form(client, "need", NEED)
+    post = await node.db.fetch_one("SELECT * FROM posts")
+
+    # The author cannot respond to their own post.
+    token = csrf(await client.get(f"/posts/{post['id']}"))
+    resp = await client.post(f"/posts/{post['id']}/respond",
+                             data={"csrf_token": token, "message": "me"})
+    assert resp.status_code == 400 and "your own post" in resp.text
+
+    for email, text in (("helper@example.org", "I have a spare room."),
+                        ("second@example.org", "We can host too.")):
+        await login(client, email)
+        page = await client.get(f"/posts/{post['id']}")
+        resp = await client.post(f"/posts/{post['id']}/respond",
+                                 data={"csrf_token": csrf(page), "message": ""})
+        assert resp.status_code == 400 and "Write a message." in resp.text
+        resp = await client.post(f"/posts/{post['id']}/respond",
+                                 data={"csrf_token": csrf(page), "message": text})
+        assert resp.status_code == 303
+    helper_response = await node.db.fetch_one(
+        "SELECT r.* FROM responses r JOIN users u ON u.id = r.responder_user_id "
+        "WHERE u.email = 'helper@example.org'")
+    # Another member cannot read someone else's conversation, nor the responses.
+    assert (await client.get(f"/responses/{helper_response['id']}")).status_code == 403
+    assert (await client.get(f"/posts/{post['id']}/responses")).status_code == 403
+
+    await login(client, "author@example.org")
+    listing = await client.get(f"/posts/{post['id']}/responses")
+    assert "I have a spare room." in listing.text and "We can host too." in listing.text
+    resp = await client.post(f"/responses/{helper_response['id']}/accept",
+                             data={"csrf_token": csrf(listing)})
+    assert resp.status_code == 303
+    statuses = {r["message_html"]: r["status"] for r in
+                await node.db.fetch_all("SELECT * FROM responses")}
+    assert statuses == {"<p>I have a spare room.</p>\n": "accepted",
+                        "<p>We can host too.</p>\n": "declined"}
+    assert (await node.db.fetch_val("SELECT status FROM posts")) == "in_progress"
+
+    # The conversation: both sides write and read.
+    conv = await client.get(f"/responses/{helper_response['id']}")
+    assert "I have a spare room." in conv.text
+    await client.post(f"/responses/{helper_response['id']}",
+                      data={"csrf_token": csrf(conv), "message": "Come at 6pm."})
+    await login(client, "helper@example.org")
+    conv = await client.get(f"/responses/{helper_response['id']}")
+    assert "Come at 6pm." in conv.text and "accepted" in conv.text.lower()
+
+    await login(client, "author@example.org")
+    page = await client.get(f"/posts/{post['id']}")
+    resp = await client.post(f"/posts/{post['id']}/status",
+                             data={"csrf_token": csrf(page), "action": "fulfil"})
+    assert resp.status_code == 303
+    # Fulfilled: out of the default list, still at its URL, marked fulfilled.
+    assert f"/posts/{post['id']}" not in (await client.get("/posts")).text
+    page = await client.get(f"/posts/{post['id']}")
+    assert "Fulfilled" in page.text
+    update = await node.db.fetch_one(
+        "SELECT payload FROM activities WHERE type = 'Update' ORDER BY seq DESC LIMIT 1")
+    note = json.loads(update["payload"])["object"]
+    assert note["publishes"]["finished"] is True
+    assert note["publishes"]["availableQuantity"]["hasNumericalValue"] == "0"
+    assert "FULFILLED" in note["content"]
+
+
+async def test_proxied_need_names_only_the_organisation(app_node):
+    node, client = app_node
+    await member(node, "coord@example.org", role="coordinator", person="coord")
+    await login(client, "coord@example.org")
+    fields = {**NEED, "title": "A family of four needs winter clothes", "category": "clothes",
+              "proxied": "1", "beneficiary_notes": "Mme Dupont, 0470 12 34 56"}
+    assert (await post_form(client, "need", fields)).status_code == 303
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    assert post["attributed_to"] == node.url("/groups/voisins") and post["proxied"] == 1
+    payloads = " ".join(r["payload"] for r in await node.db.fetch_all(
+        "SELECT payload FROM activities"))
+    assert "Dupont" not in payloads and "/users/coord" not in payloads
+    assert "Dupont" in (await client.get(f"/posts/{post['id']}")).text  # the coordinator sees it
+    client.cookies.clear()
+    assert "Dupont" not in (await client.get(f"/posts/{post['id']}")).text
+
+
+async def test_withdrawal_federates_a_delete_and_answers_gone(app_node):
+    node, client = app_node
+    await member(node, "w@example.org")
+    await login(client, "w@example.org")
+    await post_form(client, "offer", {**NEED, "category": "shower", "title": "Warm shower"})
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    page = await client.get(f"/posts/{post['id']}")
+    resp = await client.post(f"/posts/{post['id']}/status",
+                             data={"csrf_token": csrf(page), "action": "withdraw"})
+    assert resp.status_code == 303
+    delete = await node.db.fetch_one("SELECT payload FROM activities WHERE type = 'Delete'")
+    assert json.loads(delete["payload"])["object"]["type"] == "Tombstone"
+    resp = await client.get(f"/posts/{post['id']}", headers={"Accept": "application/activity+json"})
+    assert resp.status_code == 410
+    # A withdrawn post cannot be fulfilled any more: a clear message, nothing changes.
+    resp = await client.post(f"/posts/{post['id']}/status",
+                             data={"csrf_token": csrf(page), "action": "fulfil"})
+    assert resp.status_code == 400 and "cannot go from withdrawn" in resp.text
