@@ -22,6 +22,8 @@ from keys.remote import cached_key, get_key
 from node.actors import LocalActor
 from node.context import Node
 from node.db import dumps, now
+from node.moderation.inbound import refusal
+from node.ratelimit import limiter_of
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ async def receive(node: Node, request: Request, recipient: LocalActor | None) ->
         body = await read_body(request, node.settings.max_inbox_bytes)
         activity = parse_activity(body)
         actor_uri = id_of(activity["actor"]) or ""
+        blocked = await refusal(node, actor_uri, request.headers.get("signature"))
+        if blocked:
+            raise Refused(403, blocked)
         try:
             signer = await verify_signer(node, request, body)
         except Refused:
@@ -132,6 +137,8 @@ async def receive(node: Node, request: Request, recipient: LocalActor | None) ->
             raise Refused(401, f"signed by {signer}, not by the activity's actor {actor_uri}")
         if urlsplit(activity["id"]).netloc != urlsplit(actor_uri).netloc:
             raise Refused(400, "the activity id is not on the actor's host")
+        # Counted once the signer is proven, so that nobody can spend another server's budget.
+        limiter_of(node).check_inbox_host(urlsplit(signer).netloc)
     except Refused as exc:
         log.info("inbox refused a POST: %s %s", exc.status, exc.reason)
         return Outcome(exc.status, exc.reason)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from node.ratelimit import Limits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,6 @@ class Settings:
     # Plain http for WebFinger and fetches when the peer is not reachable over https (dev, tests).
     allow_http: bool = False
     run_worker: bool = True
-    # Serve ActivityPub documents only to signed GETs (Mastodon's secure mode).
-    authorized_fetch: bool = False
     max_inbox_bytes: int = 1024 * 1024
     # Multiplies the delivery retry delays; tests shrink it to seconds.
     backoff_scale: float = 1.0
@@ -44,10 +44,8 @@ class Settings:
     max_fetch_bytes: int = 1024 * 1024
     per_host_concurrency: int = 4
     worker_concurrency: int = 16
-    # Offers and needs: needs expire after this many days unless they say otherwise.
-    need_expiry_days: int = 30
-    # `Name:lat:lon;Name:lat:lon`; empty means the 19 municipalities of Brussels.
-    neighbourhoods: str = ""
+    # Token buckets for the inbox, sign-in and sign-up (NODE_RATE_*; see node/ratelimit.py).
+    rate_limits: Limits = field(default_factory=lambda: Limits.from_env({}))
 
     @property
     def host(self) -> str:
@@ -97,11 +95,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_private_addresses=_flag(env.get("NODE_ALLOW_PRIVATE_ADDRESSES"), loopback),
         allow_http=_flag(env.get("NODE_ALLOW_HTTP"), loopback),
         run_worker=_flag(env.get("NODE_RUN_WORKER"), True),
-        authorized_fetch=_flag(env.get("NODE_AUTHORIZED_FETCH"), False),
         max_inbox_bytes=int(env.get("NODE_MAX_INBOX_BYTES", 1024 * 1024)),
         backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
-        need_expiry_days=int(env.get("NODE_NEED_EXPIRY_DAYS") or 30),
-        neighbourhoods=env.get("NODE_NEIGHBOURHOODS", ""),
+        rate_limits=Limits.from_env(env),
     )

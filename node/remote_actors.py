@@ -13,6 +13,7 @@ from activitypub.webfinger import parse_handle, self_link
 from node.actors import instance_actor, signing_key
 from node.context import Node
 from node.db import dumps, now
+from node.moderation.domains import is_blocked
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ async def store_actor(node: Node, fields: dict[str, Any]) -> RemoteActor:
 
 async def fetch_actor(node: Node, uri: str) -> RemoteActor:
     """Fetch an actor with a GET signed by the instance actor, and cache it."""
+    if await is_blocked(node, uri):
+        raise FetchError(f"refusing to fetch {uri}: its domain is blocked by this node")
     instance = await instance_actor(node)
     doc = await node.transport.get_json(uri, signing_key(node, instance))
     return await store_actor(node, parse_actor(doc, uri))
@@ -130,6 +133,8 @@ async def cached_actor(node: Node, uri: str) -> RemoteActor | None:
 async def resolve_handle(node: Node, handle: str) -> RemoteActor:
     """`@food@other.example` -> the actor, by WebFinger then a signed fetch."""
     username, host = parse_handle(handle)
+    if await is_blocked(node, host):
+        raise FetchError(f"refusing {handle}: its domain is blocked by this node")
     scheme = node.transport.scheme_for(host)
     query = urlencode({"resource": f"acct:{username}@{host}"})
     url = f"{scheme}://{host}/.well-known/webfinger?{query}"

@@ -17,6 +17,8 @@ from activitypub.transport import FetchError
 from node.actors import by_id, signing_key
 from node.context import Node
 from node.db import now
+from node.moderation.account_data import erase_key_when_sent
+from node.moderation.domains import is_blocked
 from outbox import hosts, queue
 
 log = logging.getLogger(__name__)
@@ -84,9 +86,14 @@ class DeliveryWorker:
             except Exception as exc:  # never lose the job to a bug: count a failure and retry
                 log.exception("delivery %s to %s crashed", job.activity_uri, job.inbox_url)
                 await queue.fail(self.node, job, f"internal error: {exc!r}")
+            # A deleted account's key lives only until its last signed delivery is done.
+            await erase_key_when_sent(self.node, job.sender_id)
 
     async def _deliver(self, job: queue.Job) -> None:
         node = self.node
+        if await is_blocked(node, job.host):
+            await queue.fail(node, job, "the domain is blocked by this node", permanent=True)
+            return
         row = await node.db.fetch_one(
             "SELECT last_failure_at, unavailable FROM hosts WHERE host = :h", {"h": job.host}
         )

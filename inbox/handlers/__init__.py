@@ -10,6 +10,7 @@ from inbox.handlers import (
     announce,
     create,
     delete,
+    flag,
     follow,
     like,
     offer,
@@ -31,4 +32,5 @@ HANDLERS: dict[str, Handler] = {
     "Announce": announce.handle,
     "Like": like.handle,
     "Offer": offer.handle,
+    "Flag": flag.handle,
 }
