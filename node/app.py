@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
-from node.routes import actors, objects, tags, web, wellknown
+from node.routes import actors, objects, posts, tags, web, wellknown
 from outbox.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *actors.routes,
             *objects.routes,
             *tags.routes,
+            *posts.routes,
             *web.routes,
             Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
                   name="static"),
