@@ -46,6 +46,10 @@ class Settings:
     worker_concurrency: int = 16
     # Token buckets for the inbox, sign-in and sign-up (NODE_RATE_*; see node/ratelimit.py).
     rate_limits: Limits = field(default_factory=lambda: Limits.from_env({}))
+    # Offers and needs: needs expire after this many days unless they say otherwise.
+    need_expiry_days: int = 30
+    # `Name:lat:lon;Name:lat:lon`; empty means the 19 municipalities of Brussels.
+    neighbourhoods: str = ""
 
     @property
     def host(self) -> str:
@@ -100,4 +104,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
         rate_limits=Limits.from_env(env),
+        need_expiry_days=int(env.get("NODE_NEED_EXPIRY_DAYS") or 30),
+        neighbourhoods=env.get("NODE_NEIGHBOURHOODS", ""),
     )
