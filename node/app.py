@@ -15,7 +15,10 @@ from starlette.staticfiles import StaticFiles
 
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
+from node.moderation.suspension import SuspensionMiddleware
+from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
 from node.routes import actors, objects, posts, tags, web, wellknown
+from node.routes import moderation as moderation_routes
 from outbox.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     node = Node.create(settings)
+    node.rate_limiter = Limiter(settings.rate_limits)  # type: ignore[attr-defined]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,15 +58,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *objects.routes,
             *tags.routes,
             *posts.routes,
+            *moderation_routes.routes,
             *web.routes,
             Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
                   name="static"),
         ],
         middleware=[
+            # Outermost: an abusive client is turned away before any other work.
+            Middleware(RateLimitMiddleware, limiter=lambda: node.rate_limiter),
             Middleware(SessionMiddleware, secret_key=settings.secret_key,
                        session_cookie="entraide_session", same_site="lax",
                        https_only=settings.base_url.startswith("https://")),
+            Middleware(SuspensionMiddleware),
         ],
+        exception_handlers={RateLimited: rate_limited_handler},
         lifespan=lifespan,
     )
     app.state.node = node

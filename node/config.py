@@ -36,6 +36,8 @@ class Settings:
     # Plain http for WebFinger and fetches when the peer is not reachable over https (dev, tests).
     allow_http: bool = False
     run_worker: bool = True
+    # Serve ActivityPub documents only to signed GETs (Mastodon's secure mode).
+    authorized_fetch: bool = False
     max_inbox_bytes: int = 1024 * 1024
     # Multiplies the delivery retry delays; tests shrink it to seconds.
     backoff_scale: float = 1.0
@@ -99,6 +101,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_private_addresses=_flag(env.get("NODE_ALLOW_PRIVATE_ADDRESSES"), loopback),
         allow_http=_flag(env.get("NODE_ALLOW_HTTP"), loopback),
         run_worker=_flag(env.get("NODE_RUN_WORKER"), True),
+        authorized_fetch=_flag(env.get("NODE_AUTHORIZED_FETCH"), False),
         max_inbox_bytes=int(env.get("NODE_MAX_INBOX_BYTES", 1024 * 1024)),
         backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
