@@ -19,7 +19,7 @@ from node.routes.signed_fetch import signed_fetch
 from node.web_support import node_of, render
 
 # Mastodon's hashtag characters: letters, digits, underscore (and the middle dot it allows).
-TAG_NAME = re.compile(r"^[\w·-]{1,64}$")
+TAG_NAME = re.compile(r"^[\w·]{1,64}$")
 SHOWN = 40
 # The LIKE prefilter narrows the scan; each candidate is then checked exactly, so that a tag
 # named in text or in another field does not count.
