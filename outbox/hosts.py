@@ -19,18 +19,20 @@ def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-async def record_failure(node: Node, host: str) -> bool:
-    """Count a failed delivery; returns True when the host is (now) unavailable."""
+async def record_failure(node: Node, host: str, at: float | None = None) -> bool:
+    """Count a failed delivery (at `at`, default now); returns True when the host is (now)
+    unavailable."""
+    stamp = now() if at is None else at
     row = await node.db.fetch_one("SELECT * FROM hosts WHERE host = :h", {"h": host})
     days = set(json.loads(row["failure_days"])) if row else set()
-    days.add(_day(now()))
+    days.add(_day(stamp))
     unavailable = len(days) >= FAILURE_DAYS_THRESHOLD
     await node.db.execute(
         "INSERT INTO hosts (host, failure_days, unavailable, last_failure_at) "
         "VALUES (:h, :d, :u, :t) ON CONFLICT (host) DO UPDATE SET "
         "failure_days = excluded.failure_days, unavailable = excluded.unavailable, "
         "last_failure_at = excluded.last_failure_at",
-        {"h": host, "d": json.dumps(sorted(days)), "u": int(unavailable), "t": now()},
+        {"h": host, "d": json.dumps(sorted(days)), "u": int(unavailable), "t": stamp},
     )
     return unavailable
 
