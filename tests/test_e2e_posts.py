@@ -105,7 +105,7 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     conversation_a = resp.headers["location"]
     response_b = b.wait_until(
         "SELECT * FROM responses WHERE responder_uri = :h AND offer_uri IS NOT NULL "
-        "AND message_html LIKE '%spare room%'", {"h": helper_uri})[0]
+        "AND message_html LIKE :m", {"h": helper_uri, "m": "%spare room%"})[0]
     offers = b.query("SELECT status FROM inbox_log WHERE type = 'Offer'")
     assert offers == [{"status": "processed"}]
 
@@ -123,12 +123,14 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     conv = author.get(f"/responses/{response_b['id']}")
     author.post(f"/responses/{response_b['id']}", data={
         "csrf_token": csrf_from(conv.text), "message": "Thank you, come on Monday."})
-    a.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE '%on Monday%'")
+    a.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE :m",
+                 {"m": "%on Monday%"})
     conv = helper.get(conversation_a)
     assert "Thank you, come on Monday." in conv.text
     helper.post(conversation_a, data={"csrf_token": csrf_from(conv.text),
                                       "message": "See you Monday."})
-    b.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE '%See you Monday%'")
+    b.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE :m",
+                 {"m": "%See you Monday%"})
     assert "See you Monday." in author.get(f"/responses/{response_b['id']}").text
 
     # B: fulfilled; the Update reaches A; both show it fulfilled and out of the open lists.
