@@ -137,23 +137,24 @@ async def send_message(node: Node, user: dict, post: dict, response: dict, text:
             "responder_uri"]
     else:
         raise ResponseError({"message": _("Only the two sides of a response write here.")})
-    me = actor_uri(node, speaker)
-    note_uri = node.url(f"/responses/{response['id']}/messages/{new_id()[:12]}")
-    await store_message(node, response["id"], me, body, user["id"],
-                        note_uri if recipient else None)
     if recipient:
-        await _private_note(node, speaker, recipient, post, response, body, note_uri)
+        await _private_note(node, speaker, recipient, post, response, body, user["id"])
+    else:
+        await store_message(node, response["id"], actor_uri(node, speaker), body, user["id"])
 
 
 async def _private_note(node: Node, speaker: LocalActor, recipient: str, post: dict,
-                        response: dict, body: str, note_uri: str | None = None) -> None:
-    note_uri = note_uri or node.url(f"/responses/{response['id']}/messages/{new_id()[:12]}")
+                        response: dict, body: str, user_id: str | None = None) -> None:
+    """Store a message of the conversation and send it as a mentioned-only Note, in reply to
+    the recipient's last message so that their software threads it."""
+    note_uri = node.url(f"/responses/{response['id']}/messages/{new_id()[:12]}")
     last = await node.db.fetch_val(
         "SELECT note_uri FROM conversation_messages WHERE response_id = :r AND sender_uri = :s "
         "AND note_uri IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1",
         {"r": response["id"], "s": recipient})
     note = wire.private_note(note_uri, actor_uri(node, speaker), recipient, last or post["uri"],
                              body, response["thread_uri"])
+    await store_message(node, response["id"], note["attributedTo"], body, user_id, note_uri)
     await publish(node, speaker, wire.create_private(f"{note_uri}/activity", note,
                                                      node.settings.base_url))
 
@@ -192,7 +193,8 @@ async def _tell(node: Node, author: LocalActor, post: dict, response: dict,
     """Tell a responder the outcome: Accept/Reject for our nodes, a private Note for others."""
     text = _(ACCEPTED_TEXT) if accepted else _(DECLINED_TEXT)
     body = f"<p>{html.escape(text)}</p>"
-    await store_message(node, response["id"], actor_uri(node, author), body)
+    if node.is_local(response["responder_uri"]) or response["offer_uri"]:
+        await store_message(node, response["id"], actor_uri(node, author), body)
     if node.is_local(response["responder_uri"]):
         return
     if response["offer_uri"]:
