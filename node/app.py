@@ -15,9 +15,10 @@ from starlette.staticfiles import StaticFiles
 
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
+from node.i18n import LocaleMiddleware
 from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
-from node.routes import actors, objects, posts, tags, web, wellknown
+from node.routes import accounts, actors, objects, posts, tags, web, wellknown
 from node.routes import moderation as moderation_routes
 from outbox.worker import DeliveryWorker
 
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *wellknown.routes,
             *actors.routes,
             *objects.routes,
+            *accounts.routes,
             *tags.routes,
             *posts.routes,
             *moderation_routes.routes,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             # Outermost: an abusive client is turned away before any other work.
             Middleware(RateLimitMiddleware, limiter=lambda: node.rate_limiter),
+            Middleware(LocaleMiddleware),
             Middleware(SessionMiddleware, secret_key=settings.secret_key,
                        session_cookie="entraide_session", same_site="lax",
                        https_only=settings.base_url.startswith("https://")),

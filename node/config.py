@@ -48,6 +48,13 @@ class Settings:
     worker_concurrency: int = 16
     # Token buckets for the inbox, sign-in and sign-up (NODE_RATE_*; see node/ratelimit.py).
     rate_limits: Limits = field(default_factory=lambda: Limits.from_env({}))
+    # Notification emails go out only when an SMTP host is set.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = False
     # Offers and needs: needs expire after this many days unless they say otherwise.
     need_expiry_days: int = 30
     # `Name:lat:lon;Name:lat:lon`; empty means the 19 municipalities of Brussels.
@@ -107,6 +114,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
         rate_limits=Limits.from_env(env),
+        smtp_host=env.get("NODE_SMTP_HOST", ""),
+        smtp_port=int(env.get("NODE_SMTP_PORT") or 25),
+        smtp_user=env.get("NODE_SMTP_USER", ""),
+        smtp_password=env.get("NODE_SMTP_PASSWORD", ""),
+        smtp_from=env.get("NODE_SMTP_FROM", ""),
+        smtp_starttls=_flag(env.get("NODE_SMTP_STARTTLS"), False),
         need_expiry_days=int(env.get("NODE_NEED_EXPIRY_DAYS") or 30),
         neighbourhoods=env.get("NODE_NEIGHBOURHOODS", ""),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gettext
 import hmac
 import secrets
 from typing import Any
@@ -12,15 +11,18 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from node import i18n
 from node.config import REPO_ROOT
 from node.context import Node
+from node.notifications import unread_count
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(REPO_ROOT / "templates"),
     autoescape=select_autoescape(["html"]),
     extensions=["jinja2.ext.i18n"],
 )
-TEMPLATES.install_gettext_translations(gettext.NullTranslations(), newstyle=True)
+# Translations, dates and numbers follow the locale of the request being rendered (node/i18n).
+i18n.install(TEMPLATES)
 
 
 class CsrfError(Exception):
@@ -43,7 +45,8 @@ def check_csrf(request: Request, form: FormData) -> None:
     expected = request.session.get("csrf")
     given = form.get("csrf_token")
     if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
-        raise CsrfError("the form has expired or was not sent from this site; please try again")
+        raise CsrfError(i18n.gettext(
+            "The form has expired or was not sent from this site; please try again."))
 
 
 async def current_user(request: Request) -> dict | None:
@@ -51,7 +54,8 @@ async def current_user(request: Request) -> dict | None:
     if not user_id:
         return None
     return await node_of(request).db.fetch_one(
-        "SELECT id, email, role, actor_id FROM users WHERE id = :i", {"i": user_id}
+        "SELECT id, email, role, actor_id, display_name, locale FROM users WHERE id = :i",
+        {"i": user_id},
     )
 
 
@@ -59,11 +63,16 @@ async def render(
     request: Request, template: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
     node = node_of(request)
+    user = await current_user(request)
+    unread = await unread_count(node, user["id"]) if user is not None else 0
     page = TEMPLATES.get_template(template).render(
         request=request,
-        user=await current_user(request),
+        user=user,
+        unread_notifications=unread,
         csrf_token=csrf_token(request),
         settings=node.settings,
+        lang=i18n.current_locale(),
         **context,
     )
-    return HTMLResponse(page, status_code=status, headers={"Vary": "Accept"})
+    return HTMLResponse(page, status_code=status,
+                        headers={"Vary": "Accept, Accept-Language, Cookie"})

@@ -1,4 +1,4 @@
-"""Web pages of the node core: home, sign-in, and the organisation's federation admin."""
+"""Web pages of the node core: home and the organisation's federation admin."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from activitypub.transport import FetchError
 from activitypub.webfinger import HandleError
 from node import follows
 from node.actors import actor_uri, by_username, organisations
-from node.auth import authenticate
 from node.notes import delete_note, publish_note
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
@@ -26,34 +25,6 @@ async def home(request: Request) -> Response:
         "ORDER BY published DESC LIMIT 30")
     return await render(request, "home.html", orgs=orgs,
                         posts=[(json.loads(r["payload"]), bool(r["local"])) for r in rows])
-
-
-async def login(request: Request) -> Response:
-    if request.method == "GET":
-        return await render(request, "login.html", error=None)
-    form = await request.form()
-    try:
-        check_csrf(request, form)
-    except CsrfError as exc:
-        return await render(request, "login.html", error=str(exc), status=403)
-    user = await authenticate(node_of(request), str(form.get("email", "")),
-                              str(form.get("password", "")))
-    if user is None:
-        return await render(request, "login.html", error="Wrong email or password.", status=401)
-    request.session.clear()
-    request.session["user_id"] = user["id"]
-    return RedirectResponse("/admin" if user["role"] == "admin" else "/", status_code=303)
-
-
-async def logout(request: Request) -> Response:
-    if request.method == "POST":
-        form = await request.form()
-        try:
-            check_csrf(request, form)
-        except CsrfError:
-            return RedirectResponse("/", status_code=303)
-        request.session.clear()
-    return RedirectResponse("/", status_code=303)
 
 
 async def _admin_org(request: Request):
@@ -129,8 +100,6 @@ async def admin_action(request: Request) -> Response:
 
 routes = [
     Route("/", home),
-    Route("/login", login, methods=["GET", "POST"]),
-    Route("/logout", logout, methods=["GET", "POST"]),
     Route("/admin", admin),
     Route("/admin/{action}", admin_action, methods=["POST"]),
 ]

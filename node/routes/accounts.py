@@ -1,0 +1,321 @@
+"""Account pages: sign up, log in and out, invitations, roles, one's own settings, and
+notifications. Every POST checks the CSRF token first and changes nothing when it is wrong."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from node import notifications
+from node.accounts import invitations, preferences, roles
+from node.accounts.errors import FormError
+from node.accounts.members import NewMember, create_member, user_organisations
+from node.actors import organisations
+from node.auth import authenticate
+from node.i18n import LOCALES, _, current_locale, language_cookie
+from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+
+
+def _text(form: FormData, name: str, limit: int = 1000) -> str:
+    value = form.get(name, "")
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _new_member(form: FormData) -> NewMember:
+    return NewMember(
+        email=_text(form, "email", 300), password=_text(form, "password", 1000),
+        confirm=_text(form, "confirm", 1000), username=_text(form, "username", 100),
+        display_name=_text(form, "display_name", 300), locale=_text(form, "locale", 10),
+    )
+
+
+def _sign_in(request: Request, user_id: str, response: Response, locale: str = "") -> Response:
+    request.session.clear()
+    request.session["user_id"] = user_id
+    if locale in LOCALES:
+        response.set_cookie(**language_cookie(locale))
+    return response
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/login", status_code=303)
+
+
+async def _csrf_refused(request: Request, template: str, **context: object) -> Response:
+    return await render(request, template, status=403, errors={"form": _(
+        "The form has expired or was not sent from this site; please try again.")}, **context)
+
+
+# --- sign up, log in, log out ----------------------------------------------------------------
+
+async def signup(request: Request) -> Response:
+    node = node_of(request)
+    orgs = await organisations(node)
+    if request.method == "GET":
+        return await render(request, "account/signup.html", errors={}, values={}, orgs=orgs)
+    form = await request.form()
+    values = {k: _text(form, k, 300) for k in ("email", "username", "display_name", "org")}
+    try:
+        check_csrf(request, form)
+    except CsrfError:
+        return await _csrf_refused(request, "account/signup.html", values=values, orgs=orgs)
+    org = next((o for o in orgs if o.username == values["org"]), orgs[0] if orgs else None)
+    new = _new_member(form)
+    if not new.locale:
+        new = NewMember(**{**new.__dict__, "locale": current_locale()})
+    try:
+        user_id = await create_member(node, new, org=org)
+    except FormError as exc:
+        return await render(request, "account/signup.html", status=400, errors=exc.errors,
+                            values=values, orgs=orgs)
+    return _sign_in(request, user_id, RedirectResponse("/account?welcome=1", status_code=303))
+
+
+def _local_path(value: str | None) -> str:
+    """A page of this node to go back to after signing in; anything else is ignored, so that
+    the login form cannot send people to another site."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value[:500]
+    return ""
+
+
+async def login(request: Request) -> Response:
+    if request.method == "GET":
+        return await render(request, "login.html", error=None,
+                            next_path=_local_path(request.query_params.get("next")))
+    form = await request.form()
+    next_path = _local_path(_text(form, "next", 600))
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await render(request, "login.html", error=str(exc), status=403,
+                            next_path=next_path)
+    node = node_of(request)
+    user = await authenticate(node, _text(form, "email", 300), _text(form, "password", 1000))
+    if user is None:
+        return await render(request, "login.html", error=_("Wrong email or password."),
+                            status=401, next_path=next_path)
+    locale = await node.db.fetch_val("SELECT locale FROM users WHERE id = :i", {"i": user["id"]})
+    target = next_path or ("/admin" if user["role"] == "admin" else "/")
+    return _sign_in(request, user["id"], RedirectResponse(target, status_code=303),
+                    locale or "")
+
+
+async def logout(request: Request) -> Response:
+    if request.method == "POST":
+        form = await request.form()
+        try:
+            check_csrf(request, form)
+        except CsrfError:
+            return RedirectResponse("/", status_code=303)
+        request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+# --- one's own settings ----------------------------------------------------------------------
+
+async def _account_page(request: Request, user: dict, errors: dict[str, str] | None = None,
+                        status: int = 200, message: str | None = None) -> Response:
+    node = node_of(request)
+    return await render(
+        request, "account/profile.html", status=status, errors=errors or {}, message=message,
+        followed=await preferences.followed(node, user["id"]),
+        categories=preferences.category_choices(),
+        neighbourhoods=preferences.neighbourhood_choices(node),
+        memberships=await user_organisations(node, user["id"]),
+        role_labels=roles.ROLE_LABELS,
+    )
+
+
+async def account(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    if request.method == "GET":
+        message = None
+        if request.query_params.get("welcome"):
+            message = _("Welcome! Your account is ready.")
+        elif request.query_params.get("saved"):
+            message = _("Your settings are saved.")
+        return await _account_page(request, user, message=message)
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await _account_page(request, user, errors={"form": str(exc)}, status=403)
+    locale = _text(form, "locale", 10)
+    try:
+        await preferences.save_settings(
+            node_of(request), user["id"], display_name=_text(form, "display_name", 300),
+            locale=locale,
+            categories=[v for v in form.getlist("categories") if isinstance(v, str)],
+            neighbourhoods=[v for v in form.getlist("neighbourhoods") if isinstance(v, str)],
+        )
+    except FormError as exc:
+        return await _account_page(request, user, errors=exc.errors, status=400)
+    response = RedirectResponse("/account?saved=1", status_code=303)
+    if locale:
+        response.set_cookie(**language_cookie(locale))
+    return response
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+async def _inviting_org(request: Request, user: dict):
+    """The organisation the coordinator invites into: one of their own (any, for an admin)."""
+    node = node_of(request)
+    mine = [org for org, _role in await user_organisations(node, user["id"])]
+    if roles.is_admin(user):
+        mine = await organisations(node)
+    wanted = request.query_params.get("org")
+    if wanted:
+        return next((o for o in mine if o.username == wanted), None), mine
+    return (mine[0] if mine else None), mine
+
+
+async def _invitations_page(request: Request, user: dict, org, orgs, errors=None,
+                            status: int = 200, created=None, values=None) -> Response:
+    return await render(
+        request, "account/invitations.html", status=status, errors=errors or {}, org=org,
+        orgs=orgs, created=created, values=values or {},
+        pending=await invitations.pending(node_of(request), org) if org else [],
+        invitable=invitations.roles_invitable_by(user["role"]), role_labels=roles.ROLE_LABELS,
+    )
+
+
+async def invitations_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    if not roles.can_coordinate(user):
+        return await render(request, "account/forbidden.html", status=403)
+    org, orgs = await _inviting_org(request, user)
+    if org is None:
+        return await render(request, "account/forbidden.html", status=403)
+    if request.method == "GET":
+        return await _invitations_page(request, user, org, orgs)
+    form = await request.form()
+    values = {"email": _text(form, "email", 300), "role": _text(form, "role", 20)}
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await _invitations_page(request, user, org, orgs, errors={"form": str(exc)},
+                                       status=403, values=values)
+    try:
+        invitation = await invitations.create_invitation(
+            node_of(request), org, values["email"], values["role"] or "member", user)
+    except FormError as exc:
+        return await _invitations_page(request, user, org, orgs, errors=exc.errors,
+                                       status=400, values=values)
+    return await _invitations_page(request, user, org, orgs, created=invitation)
+
+
+async def accept_invite(request: Request) -> Response:
+    node = node_of(request)
+    token = request.path_params["token"]
+    try:
+        invitation = await invitations.find_usable(node, token)
+    except FormError as exc:
+        return await render(request, "account/invite.html", status=404, errors=exc.errors,
+                            invitation=None, values={}, role_labels=roles.ROLE_LABELS)
+    if request.method == "GET":
+        return await render(request, "account/invite.html", errors={}, invitation=invitation,
+                            values={}, role_labels=roles.ROLE_LABELS)
+    form = await request.form()
+    values = {k: _text(form, k, 300) for k in ("username", "display_name")}
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await render(request, "account/invite.html", status=403,
+                            errors={"form": str(exc)}, invitation=invitation, values=values,
+                            role_labels=roles.ROLE_LABELS)
+    new = _new_member(form)
+    new = NewMember(**{**new.__dict__, "locale": new.locale or current_locale()})
+    try:
+        user_id = await invitations.accept_invitation(node, token, new)
+    except FormError as exc:
+        return await render(request, "account/invite.html", status=400, errors=exc.errors,
+                            invitation=invitation, values=values,
+                            role_labels=roles.ROLE_LABELS)
+    return _sign_in(request, user_id, RedirectResponse("/account?welcome=1", status_code=303))
+
+
+# --- roles (admins) --------------------------------------------------------------------------
+
+async def _members_page(request: Request, errors=None, status: int = 200,
+                        message: str | None = None) -> Response:
+    return await render(request, "account/members.html", status=status, errors=errors or {},
+                        message=message, users=await roles.all_users(node_of(request)),
+                        role_labels=roles.ROLE_LABELS)
+
+
+async def members(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    if not roles.is_admin(user):
+        return await render(request, "account/forbidden.html", status=403)
+    message = _("The role is changed.") if request.query_params.get("saved") else None
+    return await _members_page(request, message=message)
+
+
+async def set_role(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    if not roles.is_admin(user):
+        return await render(request, "account/forbidden.html", status=403)
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        return await _members_page(request, errors={"form": str(exc)}, status=403)
+    try:
+        await roles.set_role(node_of(request), user, request.path_params["user_id"],
+                             _text(form, "role", 20))
+    except FormError as exc:
+        return await _members_page(request, errors=exc.errors, status=400)
+    return RedirectResponse("/account/members?" + urlencode({"saved": 1}), status_code=303)
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+async def notifications_page(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    items = await notifications.recent(node_of(request), user["id"])
+    return await render(request, "notifications.html", items=items, locale=current_locale())
+
+
+async def notifications_read(request: Request) -> Response:
+    user = await current_user(request)
+    if user is None:
+        return _to_login()
+    form = await request.form()
+    try:
+        check_csrf(request, form)
+    except CsrfError as exc:
+        items = await notifications.recent(node_of(request), user["id"])
+        return await render(request, "notifications.html", status=403, items=items,
+                            locale=current_locale(), error=str(exc))
+    await notifications.mark_all_read(node_of(request), user["id"])
+    return RedirectResponse("/notifications", status_code=303)
+
+
+routes = [
+    Route("/signup", signup, methods=["GET", "POST"]),
+    Route("/login", login, methods=["GET", "POST"]),
+    Route("/logout", logout, methods=["GET", "POST"]),
+    Route("/account", account, methods=["GET", "POST"]),
+    Route("/account/invitations", invitations_page, methods=["GET", "POST"]),
+    Route("/account/members", members),
+    Route("/account/members/{user_id}/role", set_role, methods=["POST"]),
+    Route("/invite/{token}", accept_invite, methods=["GET", "POST"]),
+    Route("/notifications", notifications_page),
+    Route("/notifications/read", notifications_read, methods=["POST"]),
+]

@@ -1,0 +1,180 @@
+"""The web interface in a real headless Chromium (Debian's `chromium`, driven by Playwright)
+against a real node process: sign up, post a need, respond from a second account, accept,
+mark fulfilled, in French and in Dutch; the language switcher; form errors; keyboard use.
+
+Never `playwright install`: the browser is the system's /usr/bin/chromium (bin/test installs
+it). The tests skip, saying why, only when no Chromium can be found."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.nodes import NodeProcess
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PASSWORD = "browser test secret"
+# What each language says on the pages the flow goes through.
+WORDS = {
+    "fr": {"create": "Créer mon compte", "welcome": "Bienvenue ! Votre compte est prêt.",
+           "publish": "Publier", "send": "Envoyer ma réponse",
+           "accept": "Accepter cette réponse", "fulfil": "Marquer comme réalisée",
+           "fulfilled": "Réalisée", "accepted": "a été acceptée",
+           "new_response": "Nouvelle réponse",
+           "short": "Le mot de passe doit compter au moins 8 caractères."},
+    "nl": {"create": "Mijn account aanmaken", "welcome": "Welkom! Uw account is klaar.",
+           "publish": "Publiceren", "send": "Mijn antwoord verzenden",
+           "accept": "Dit antwoord aanvaarden", "fulfil": "Als vervuld markeren",
+           "fulfilled": "Vervuld", "accepted": "werd aanvaard", "new_response": "Nieuw antwoord",
+           "short": "Het wachtwoord moet minstens 8 tekens tellen."},
+}
+
+
+def rows_of(node: NodeProcess, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
+    """node.query from another thread: Playwright's sync API keeps an event loop in this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(node.query, sql, values).result()
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium found (/usr/bin/chromium): bin/test installs Debian's chromium")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in the test extra of pyproject.toml")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory) -> Iterator[NodeProcess]:
+    process = NodeProcess(tmp_path_factory.mktemp("browser-node"), host="127.0.0.4",
+                          org="quartier").start()
+    yield process
+    process.close()
+
+
+def new_page(browser, node: NodeProcess, locale: str):
+    """A fresh browser profile whose Accept-Language is `locale`."""
+    context = browser.new_context(locale={"fr": "fr-BE", "nl": "nl-BE"}.get(locale, locale),
+                                  base_url=node.base)
+    context.set_default_timeout(15000)
+    return context.new_page()
+
+
+def sign_up(page, email: str, name: str, words: dict[str, str]) -> None:
+    page.goto("/signup")
+    page.get_by_label(re.compile("^(E-mail|Email)$")).fill(email)
+    page.locator("#display_name").fill(name)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("#confirm").fill(PASSWORD)
+    page.get_by_role("button", name=words["create"]).click()
+    page.wait_for_url(re.compile(r"/account\?welcome=1$"))
+    assert words["welcome"] in page.get_by_role("status").inner_text()
+
+
+@pytest.mark.parametrize("lang", ["fr", "nl"])
+def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang):
+    words = WORDS[lang]
+    author = new_page(browser, node, lang)
+    sign_up(author, f"author-{lang}@example.org", f"Auteur {lang}", words)
+    assert author.locator("html").get_attribute("lang") == lang
+
+    # Post a need.
+    author.goto("/posts/new?kind=need")
+    author.locator("#category").select_option("food")
+    author.locator("#title").fill(f"Soupe pour quatre ({lang})")
+    author.locator("#description").fill("Une famille de quatre cherche un **repas** chaud.")
+    author.locator("#neighbourhood").select_option("Saint-Gilles")
+    author.get_by_role("button", name=words["publish"], exact=True).click()
+    author.wait_for_url(re.compile(r"/posts/[0-9a-f]+(\?.*)?$"))
+    post_url = author.url.split("?")[0]
+    assert f"Soupe pour quatre ({lang})" in author.locator("h1").inner_text()
+    assert author.locator(".content strong").inner_text() == "repas"
+
+    # A second member answers it.
+    helper = new_page(browser, node, lang)
+    sign_up(helper, f"helper-{lang}@example.org", f"Aidant {lang}", words)
+    helper.goto(post_url)
+    helper.locator("#message").fill("Je peux apporter de la soupe dimanche.")
+    helper.get_by_role("button", name=words["send"]).click()
+    helper.wait_for_load_state()
+
+    # The author sees a notification with the unread count, then accepts the response.
+    author.goto("/notifications")
+    assert words["new_response"] in author.locator("main").inner_text()
+    assert author.locator("header .badge").inner_text().startswith("1")
+    author.goto(post_url + "/responses")
+    assert "Je peux apporter de la soupe dimanche." in author.locator("main").inner_text()
+    author.get_by_role("button", name=words["accept"]).click()
+    author.wait_for_load_state()
+    author.get_by_role("button", name=words["fulfil"]).first.click()
+    author.wait_for_load_state()
+    author.goto(post_url)
+    assert words["fulfilled"] in author.locator(".status").inner_text()
+
+    # The helper is told, in their language.
+    helper.goto("/notifications")
+    assert words["accepted"] in helper.locator("main").inner_text()
+    rows = rows_of(node, "SELECT status FROM posts WHERE title = :t",
+                      {"t": f"Soupe pour quatre ({lang})"})
+    assert rows == [{"status": "fulfilled"}]
+    author.context.close()
+    helper.context.close()
+
+
+def test_language_switcher_form_errors_and_keyboard(browser, node):
+    page = new_page(browser, node, "fr")
+    page.goto("/signup")
+    assert page.locator("html").get_attribute("lang") == "fr"
+    # The switcher is plain links: no JavaScript needed, and the choice sticks.
+    page.get_by_role("link", name="Nederlands").click()
+    page.wait_for_url(re.compile(r"lang=nl"))
+    assert page.locator("html").get_attribute("lang") == "nl"
+    page.goto("/login")
+    assert page.locator("html").get_attribute("lang") == "nl"
+    assert page.get_by_role("heading", level=1).inner_text() == "Aanmelden"
+
+    # A short password: a clear message tied to the field, and nothing stored.
+    page.goto("/signup")
+    page.locator("#email").fill("short@example.org")
+    page.locator("#password").fill("kort")
+    page.locator("#confirm").fill("kort")
+    page.get_by_role("button", name=WORDS["nl"]["create"]).click()
+    page.wait_for_load_state()
+    assert page.get_by_role("alert").is_visible()
+    assert page.locator("#password").get_attribute("aria-invalid") == "true"
+    assert WORDS["nl"]["short"] in page.locator("#password-error").inner_text()
+    assert rows_of(node, "SELECT id FROM users WHERE email = 'short@example.org'") == []
+
+    # Keyboard: the first Tab reaches the visible "skip to content" link, Enter follows it.
+    page.goto("/login")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.className")
+    assert focused == "skip"
+    assert page.locator(".skip").bounding_box()["x"] >= 0
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    page.context.close()

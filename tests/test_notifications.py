@@ -1,0 +1,171 @@
+"""Notifications: stored for the page and the unread count, told to the right members, and
+emailed in the member's language through a real SMTP server on a loopback port (aiosmtpd)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from node import notifications
+from node.context import Node
+from tests.conftest import node_settings, running_app
+from tests.nodes import csrf_from
+from tests.peers import free_port
+from tests.test_accounts import sign_up
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    mailbox = Mailbox()
+    port = free_port("127.0.0.1")
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+async def user_id(node: Node, email: str) -> str:
+    return await node.db.fetch_val("SELECT id FROM users WHERE email = :e", {"e": email})
+
+
+async def test_the_page_lists_notifications_and_the_menu_counts_unread_ones(app_node):
+    node, client = app_node
+    await sign_up(client, "ana@example.org", display_name="Ana")
+    ana = await user_id(node, "ana@example.org")
+    await notifications.notify_new_response(
+        node, author_user_id=ana, post_title="Warm shower", post_url="/posts/1",
+        responder="Bilal")
+    await notifications.notify_response_accepted(
+        node, responder_user_id=ana, post_title="A bed for two nights", post_url="/posts/2")
+    assert await notifications.unread_count(node, ana) == 2
+    page = await client.get("/notifications")
+    assert page.status_code == 200
+    assert "Nouvelle réponse à « Warm shower » de Bilal" in page.text
+    assert "Votre réponse à « A bed for two nights » a été acceptée" in page.text
+    assert '<span class="badge">2<span class="visually-hidden"> notifications non lues' \
+        in page.text
+    assert 'href="/posts/1"' in page.text
+    english = await client.get("/notifications?lang=en")
+    assert "New response to “Warm shower” from Bilal" in english.text
+    # Marking as read needs the CSRF token; without it nothing changes.
+    refused = await client.post("/notifications/read", data={})
+    assert refused.status_code == 403
+    assert await notifications.unread_count(node, ana) == 2
+    done = await client.post("/notifications/read", data={"csrf_token": csrf_from(page.text)})
+    assert done.status_code == 303
+    assert await notifications.unread_count(node, ana) == 0
+    after = await client.get("/notifications")
+    assert 'class="badge"' not in after.text and "Warm shower" in after.text
+
+
+async def test_notifications_are_private_to_their_member(app_node):
+    node, client = app_node
+    await sign_up(client, "one@example.org")
+    one = await user_id(node, "one@example.org")
+    await notifications.notify_response_accepted(
+        node, responder_user_id=one, post_title="Secret soup", post_url="/posts/9")
+    client.cookies.clear()
+    assert (await client.get("/notifications")).status_code == 303
+    await sign_up(client, "two@example.org")
+    page = await client.get("/notifications")
+    assert "Secret soup" not in page.text
+    assert "Pas encore de notifications" in page.text
+
+
+async def test_new_posts_reach_followers_of_the_category_or_neighbourhood_once(app_node):
+    node, client = app_node
+    ids = {}
+    for email, categories, places in [
+        ("food@example.org", ["food"], []),
+        ("ixelles@example.org", [], ["Ixelles"]),
+        ("both@example.org", ["food"], ["Ixelles"]),
+        ("other@example.org", ["clothes"], ["Uccle"]),
+    ]:
+        client.cookies.clear()
+        await sign_up(client, email, display_name=email.split("@")[0])
+        token = csrf_from((await client.get("/account")).text)
+        resp = await client.post("/account", data={
+            "csrf_token": token, "display_name": email.split("@")[0], "locale": "",
+            "categories": categories, "neighbourhoods": places})
+        assert resp.status_code == 303
+        ids[email] = await user_id(node, email)
+    told = await notifications.notify_new_post(
+        node, post_title="Soup on Sunday", post_url="/posts/7", category="food",
+        neighbourhood="Ixelles", author_user_id=ids["both@example.org"])
+    assert sorted(told) == sorted([ids["food@example.org"], ids["ixelles@example.org"]])
+    for email, expected in [("food@example.org", 1), ("ixelles@example.org", 1),
+                            ("both@example.org", 0), ("other@example.org", 0)]:
+        assert await notifications.unread_count(node, ids[email]) == expected, email
+    with pytest.raises(ValueError):
+        await notifications.notify(node, ids["food@example.org"], "nonsense", {})
+
+
+def wait_for_mail(mailbox: Mailbox, count: int, timeout: float = 10) -> list[EmailMessage]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(mailbox.messages) < count:
+        time.sleep(0.05)
+    return mailbox.messages
+
+
+async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
+        tmp_path: Path, database_url: str, smtp_server):
+    mailbox, port = smtp_server
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+                             NODE_SMTP_PORT=str(port), NODE_SMTP_FROM="entraide@node.example")
+    async with running_app(settings) as (node, client):
+        await sign_up(client, "nl@example.org", locale="nl")
+        client.cookies.clear()
+        await sign_up(client, "fr@example.org")
+        await notifications.notify_new_response(
+            node, author_user_id=await user_id(node, "nl@example.org"),
+            post_title="Warme douche", post_url="/posts/3", responder="Sara")
+        await notifications.notify_response_accepted(
+            node, responder_user_id=await user_id(node, "fr@example.org"),
+            post_title="Un lit", post_url=settings.url("/posts/4"))
+        await notifications.wait_for_emails()
+    messages = await asyncio.to_thread(wait_for_mail, mailbox, 2)
+    by_recipient = {m["To"]: m for m in messages}
+    dutch = by_recipient["nl@example.org"]
+    assert dutch["Subject"] == "Nieuw antwoord op “Warme douche” van Sara"
+    assert dutch["From"] == "entraide@node.example" and dutch["Content-Language"] == "nl"
+    body = dutch.get_content()
+    assert "http://127.0.0.1:8999/posts/3" in body and "U ontvangt deze e-mail" in body
+    french = by_recipient["fr@example.org"]
+    assert french["Subject"] == "Votre réponse à « Un lit » a été acceptée"
+    assert "http://127.0.0.1:8999/posts/4" in french.get_content()
+
+
+async def test_without_smtp_nothing_is_sent_and_a_dead_server_loses_only_the_email(
+        tmp_path: Path, database_url: str, caplog):
+    dead_port = free_port("127.0.0.1")  # nothing listens there
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+                             NODE_SMTP_PORT=str(dead_port))
+    async with running_app(settings) as (node, client):
+        await sign_up(client, "z@example.org")
+        uid = await user_id(node, "z@example.org")
+        await notifications.notify_response_accepted(
+            node, responder_user_id=uid, post_title="T", post_url="/posts/5")
+        await notifications.wait_for_emails()
+        assert await notifications.unread_count(node, uid) == 1
+    assert "notification email to z@example.org failed" in caplog.text
