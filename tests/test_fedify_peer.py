@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.nodes import NodeProcess
+from tests.nodes import NodeProcess, csrf_from
 from tests.peers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -155,6 +155,88 @@ def test_fedify_follows_receives_replies_and_likes(node_and_peer) -> None:
     assert resp.status_code == 303, resp.text
     delete = peer.wait_for("inbox", type="Delete", actor=node.org_uri)
     assert delete["activity"]["object"]["id"] == note_uri
+
+
+NEED = {"kind": "need", "category": "housing", "title": "Un lit pour deux nuits",
+        "description": "Une mère et son enfant cherchent un lit.", "neighbourhood": "Saint-Gilles",
+        "capacity": "2", "unit": "night", "urgency": "3", "languages": "fr"}
+
+
+def _need_answered_in_public(node: NodeProcess, peer: FedifyPeer) -> tuple[dict, dict, dict]:
+    """Alice follows, a need is posted through the web form, she answers it in public.
+    Returns the post row, her public reply and the organisation's private answer."""
+    node.login()
+    peer.control("follow", handle=node.handle)
+    node.wait_until("SELECT 1 FROM follows WHERE follower_uri = :p AND state = 'accepted'",
+                    {"p": peer.actor_uri})
+    # A coordinator posts a need through the web form; it is the organisation's own.
+    token = csrf_from(node.client.get("/posts/new?kind=need").text)
+    resp = node.client.post("/posts/new?kind=need", data={"csrf_token": token, **NEED})
+    assert resp.status_code == 303, resp.text
+    post = node.query("SELECT id, uri FROM posts")[0]
+    create = peer.wait_for("inbox", type="Create", actor=node.org_uri)
+    note = create["activity"]["object"]
+    assert note["id"] == post["uri"] and note["type"] == "Note"
+    assert "Un lit pour deux nuits" in note["content"]
+    assert {"#need", "#housing", "#SaintGilles"} <= {t["name"] for t in note["tag"]}
+
+    public = peer.control("reply", to=node.org_uri, object=post["uri"],
+                          content="<p>J'ai une chambre libre.</p>")
+    node.wait_until("SELECT 1 FROM conversation_messages WHERE note_uri = :n",
+                    {"n": public["id"]})
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        private = next((r["activity"]["object"] for r in peer.records()
+                        if r.get("type") == "Create"
+                        and r["activity"]["object"].get("inReplyTo") == public["id"]), None)
+        if private is not None:
+            return post, public, private
+        time.sleep(0.1)
+    raise AssertionError(f"no private answer reached the peer: {peer.records()}")
+
+
+def test_fedify_answers_a_new_need_and_the_reply_becomes_a_response(node_and_peer) -> None:
+    node, peer = node_and_peer
+    post, public, private = _need_answered_in_public(node, peer)
+
+    # Her public reply is a response on the post; the organisation asked her, in a direct
+    # message that Fedify verified, to go on privately.
+    responses = node.query("SELECT public, responder_uri FROM responses WHERE post_id = :p",
+                           {"p": post["id"]})
+    assert responses == [{"public": 1, "responder_uri": peer.actor_uri}]
+    assert peer.actor_uri in json.dumps(private.get("to"))
+    assert "https://www.w3.org/ns/activitystreams#Public" not in json.dumps(private)
+    assert "privately" in private["content"]
+
+    # A direct reply (mentioning the organisation only) is a private response, kept out of
+    # the public objects.
+    direct = peer.control("reply", to=node.org_uri, object=post["uri"], direct="1",
+                          content="<p>Appelez-moi au 0470 00 00 00.</p>")
+    rows = node.wait_until(
+        "SELECT r.public, m.body_html FROM conversation_messages m JOIN responses r "
+        "ON r.id = m.response_id WHERE m.note_uri = :n", {"n": direct["id"]})
+    assert rows[0]["public"] == 0 and "0470" in rows[0]["body_html"]
+    assert node.query("SELECT 1 FROM objects WHERE uri = :u", {"u": direct["id"]}) == []
+
+    # Her answer to the organisation's private message joins that same conversation.
+    answer = peer.control("reply", to=node.org_uri, object=private["id"], direct="1",
+                          content="<p>Je suis libre dès ce soir.</p>")
+    rows = node.wait_until("SELECT response_id FROM conversation_messages WHERE note_uri = :n",
+                           {"n": answer["id"]})
+    first = node.query("SELECT response_id FROM conversation_messages WHERE note_uri = :n",
+                       {"n": public["id"]})
+    assert rows[0]["response_id"] == first[0]["response_id"]
+
+    # Her favourite of the need is counted; withdrawing it reaches her as a Delete.
+    like = peer.control("like", to=node.org_uri, object=post["uri"])
+    node.wait_until("SELECT 1 FROM reactions WHERE activity_id = :l AND object_uri = :u",
+                    {"l": like["id"], "u": post["uri"]})
+    page = node.client.get(f"/posts/{post['id']}")
+    resp = node.client.post(f"/posts/{post['id']}/status",
+                            data={"csrf_token": csrf_from(page.text), "action": "withdraw"})
+    assert resp.status_code == 303
+    delete = peer.wait_for("inbox", type="Delete", actor=node.org_uri)
+    assert delete["activity"]["object"]["id"] == post["uri"]
 
 
 def test_fedify_refuses_unsigned_requests_and_so_does_our_node(node_and_peer) -> None:

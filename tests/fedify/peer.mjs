@@ -7,7 +7,7 @@ import { Temporal } from "@js-temporal/polyfill";
 import http from "node:http";
 import { appendFileSync } from "node:fs";
 import {
-  Accept, Create, Delete, Follow, Like, Note, Person, PUBLIC_COLLECTION, Undo, Update,
+  Accept, Create, Delete, Follow, Like, Mention, Note, Person, PUBLIC_COLLECTION, Undo, Update,
   createFederation, Endpoints, generateCryptoKeyPair, MemoryKvStore,
 } from "@fedify/fedify";
 
@@ -74,14 +74,17 @@ const controls = {
   async reply(ctx, body) {
     const target = await ctx.lookupObject(body.to);
     const noteId = new URL(`/notes/${crypto.randomUUID()}`, ORIGIN);
+    // A direct reply (as Mastodon's "mentioned people only") names its recipient only.
+    const audience = body.direct
+      ? { to: target.id, tags: [new Mention({ href: target.id })] }
+      : { to: target.id, cc: PUBLIC_COLLECTION };
     const note = new Note({
       id: noteId, attribution: ctx.getActorUri("alice"), replyTarget: new URL(body.object),
-      content: body.content, published: Temporal.Now.instant(),
-      to: target.id, cc: PUBLIC_COLLECTION,
+      content: body.content, published: Temporal.Now.instant(), ...audience,
     });
     const create = new Create({
       id: new URL(`${noteId.href}/activity`), actor: ctx.getActorUri("alice"), object: note,
-      to: target.id, cc: PUBLIC_COLLECTION,
+      to: audience.to, ...(audience.cc ? { cc: audience.cc } : {}),
     });
     await ctx.sendActivity({ identifier: "alice" }, target, create);
     return { id: noteId.href };
