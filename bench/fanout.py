@@ -1,0 +1,170 @@
+"""Fan-out: time and memory to deliver one new post to N followers spread over M hosts, against
+the raw RSA-2048 sign rate measured in the same run. Followers on one host share its inbox, so
+the node must make exactly one delivery per host; the sink (bench/sink.py, its own process,
+listening on M loopback addresses) checks every signature and counts duplicates.
+
+    .venv/bin/python -m bench.fanout [--db sqlite,postgres] [--sizes 1000,10000] [--per-host 10]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.harness import (
+    REPO,
+    arguments,
+    bulk_insert,
+    database,
+    free_port,
+    node_env,
+    peak_rss_mb,
+    reset_peak_rss,
+    rsa_rates,
+)
+from bench.sink import address
+from node.actors import by_username
+from node.bootstrap import bootstrap
+from node.config import load_settings
+from node.context import Node
+from node.db import now
+from outbox.publish import publish
+from outbox.worker import DeliveryWorker
+
+
+async def _seed_followers(node: Node, followee: str, followers: int, hosts: int, port: int
+                          ) -> None:
+    actors, follows = [], []
+    stamp = now()
+    for n in range(followers):
+        base = f"http://{address(n % hosts)}:{port}"
+        uri = f"{base}/users/f{n}"
+        actors.append({"uri": uri, "type": "Person", "username": f"f{n}",
+                       "host": f"{address(n % hosts)}:{port}", "inbox": f"{uri}/inbox",
+                       "shared_inbox": f"{base}/inbox", "raw": "{}", "fetched_at": stamp})
+        follows.append({"follower_uri": uri, "followee_uri": followee,
+                        "activity_id": f"{uri}#follow", "state": "accepted",
+                        "created_at": stamp})
+    await bulk_insert(node.db, "remote_actors", actors)
+    await bulk_insert(node.db, "follows", follows)
+
+
+async def _measure(node: Node, org, sender: str) -> dict:
+    note = {"id": node.url("/posts/fanout"), "type": "Note", "attributedTo": sender,
+            "content": "<p>Distribution de colis ce samedi</p>",
+            "to": ["https://www.w3.org/ns/activitystreams#Public"], "cc": [f"{sender}/followers"]}
+    activity = {"@context": "https://www.w3.org/ns/activitystreams",
+                "id": node.url("/posts/fanout/activity"), "type": "Create", "actor": sender,
+                "object": note, "to": note["to"], "cc": note["cc"]}
+    reset_peak_rss()
+    base_rss = peak_rss_mb()
+    start = time.perf_counter()
+    queued = await publish(node, org, activity)
+    published = time.perf_counter() - start
+    worker = DeliveryWorker(node)
+    task = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        left = await node.db.fetch_val(
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'")
+        if left == 0:
+            break
+        await asyncio.sleep(0.05)
+    delivered_in = time.perf_counter() - start
+    await worker.stop()
+    task.cancel()
+    states = await node.db.fetch_all(
+        "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
+    return {"queued": queued, "publish_s": published, "total_s": delivered_in,
+            "rss_mb": peak_rss_mb() - base_rss, "states": {r["state"]: r["n"] for r in states}}
+
+
+async def _prepare(env: dict[str, str], followers: int, hosts: int, sink_port: int) -> str:
+    """Bootstrap the node and store its followers; returns the organisation's public key."""
+    settings = load_settings(env)
+    node = Node.create(settings)
+    await node.start()
+    try:
+        await bootstrap(node)
+        org = await by_username(node, settings.org_username, "Group")
+        assert org is not None
+        await _seed_followers(node, node.url(f"/groups/{org.username}"), followers, hosts,
+                              sink_port)
+        return org.public_key_pem
+    finally:
+        await node.stop()
+
+
+async def _deliver(env: dict[str, str], concurrency: int, sink_url: str) -> dict:
+    settings = dataclasses.replace(load_settings(env), worker_concurrency=concurrency)
+    node = Node.create(settings)
+    await node.start()
+    try:
+        org = await by_username(node, settings.org_username, "Group")
+        assert org is not None
+        result = await _measure(node, org, node.url(f"/groups/{org.username}"))
+    finally:
+        await node.stop()
+    async with httpx.AsyncClient() as client:
+        result["sink"] = (await client.get(sink_url)).json()
+    return result
+
+
+def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None:
+    hosts = max(1, followers // args.per_host)
+    sink_port = free_port(address(0))
+    with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
+        base = f"http://127.0.0.2:{free_port('127.0.0.2')}"
+        env = node_env(url, base, Path(tmp), NODE_DELIVERY_TIMEOUT="30")
+        key_file = Path(tmp, "org.pem")
+        key_file.write_text(asyncio.run(_prepare(env, followers, hosts, sink_port)))
+        sink_log = Path(tmp, "sink.log")
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "bench.sink", "--hosts", str(hosts), "--port",
+             str(sink_port), "--public-key", str(key_file)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=open(sink_log, "wb"), text=True,
+        )
+        try:
+            if sink.stdout is None or sink.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"sink did not start: {sink_log.read_text()}")
+            r = asyncio.run(_deliver(env, args.concurrency,
+                                     f"http://{address(0)}:{sink_port}/count"))
+        finally:
+            sink.terminate()
+            sink.wait(timeout=10)
+    sink_count = r["sink"]
+    rate = sink_count["deliveries"] / r["total_s"] if r["total_s"] else 0
+    print(f"  {kind:8} followers={followers:>7} hosts={hosts:>6} queued={r['queued']:>6} "
+          f"publish={r['publish_s'] * 1000:7.1f}ms deliver-all={r['total_s']:6.2f}s "
+          f"{rate:6.0f} deliveries/s  +RSS={r['rss_mb']:.0f}MB  "
+          f"delivery/sign = 1:{sign_rate / rate if rate else float('nan'):.0f}", flush=True)
+    print(f"           sink: {sink_count['deliveries']} received, {sink_count['hosts']} hosts, "
+          f"{sink_count['duplicates']} duplicates, {sink_count['bad_signatures']} bad "
+          f"signatures; queue: {r['states']}")
+
+
+def main() -> None:
+    args = arguments(__doc__, "1000,10000",
+                     per_host=(int, 10, "followers per host (hosts = followers / per-host)"),
+                     concurrency=(int, 64, "deliveries in flight in the worker"))
+    sign_rate, verify_rate = rsa_rates()
+    print(f"fan-out of one post; raw RSA-2048 on this machine: sign {sign_rate:,.0f}/s, "
+          f"verify {verify_rate:,.0f}/s (one core)")
+    for kind in args.db:
+        for size in args.sizes:
+            with database(kind) as url:
+                if url is None:
+                    break
+                run_one(kind, url, size, args, sign_rate)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,326 @@
+"""What every benchmark needs: a database of either kind, a real node process, bulk rows,
+the machine's raw RSA rates, percentiles. Benchmarks print figures; nothing here asserts a time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from keys.keypair import generate_keypair, load_private_key, load_public_key
+from node.db import Database
+
+REPO = Path(__file__).resolve().parent.parent
+PG_HOST = os.environ.get("ENTRAIDE_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("ENTRAIDE_PG_PORT", "5432"))
+PG_USER = os.environ.get("ENTRAIDE_PG_USER", "postgres")
+PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
+
+
+def arguments(description: str, sizes: str, **extra: tuple[type, object, str]
+              ) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--db", default="sqlite,postgres",
+                        help="comma-separated: sqlite, postgres (default both)")
+    parser.add_argument("--sizes", default=sizes,
+                        help=f"comma-separated stored-row counts to grow through (default {sizes})")
+    for name, (kind, default, text) in extra.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=text)
+    args = parser.parse_args()
+    args.db = [d.strip() for d in args.db.split(",") if d.strip()]
+    args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    return args
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def postgres_reachable() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="test")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def database(kind: str) -> Iterator[str | None]:
+    """A fresh database URL of that kind, removed afterwards; None if PostgreSQL is absent."""
+    if kind == "postgres":
+        if not postgres_reachable():
+            print(f"  (skipped: no PostgreSQL server at {PG_HOST}:{PG_PORT})")
+            yield None
+            return
+        name = f"entraide_bench_{uuid.uuid4().hex[:10]}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        try:
+            yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        finally:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
+            yield f"sqlite:///{tmp}/node.db"
+
+
+def node_env(database_url: str, base_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "NODE_BASE_URL": base_url,
+        "NODE_DATABASE_URL": database_url,
+        "NODE_DATA_DIR": str(data_dir),
+        "NODE_SECRET_KEY": "bench",
+        "NODE_ADMIN_PASSWORD": "bench-password",
+        "NODE_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+class NodeServer:
+    """`python -m node serve` in its own process group, as production would run it."""
+
+    def __init__(self, env: dict[str, str], base_url: str, workers: int = 1) -> None:
+        self.env = env
+        self.base = base_url
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.log = Path(env["NODE_DATA_DIR"]) / "node.log"
+
+    def start(self, timeout: float = 60) -> NodeServer:
+        Path(self.env["NODE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node", "serve", "--workers", str(self.workers)],
+            cwd=REPO, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base}/.well-known/nodeinfo", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def __enter__(self) -> NodeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def bulk_insert(db: Database, table: str, rows: list[dict], batch: int = 400) -> None:
+    """Many rows per INSERT statement, in one transaction: how a benchmark fills a database."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    async with db.transaction():
+        for start in range(0, len(rows), batch):
+            chunk = rows[start:start + batch]
+            values, params = [], {}
+            for n, row in enumerate(chunk):
+                values.append("(" + ", ".join(f":{c}{n}" for c in columns) + ")")
+                params.update({f"{c}{n}": row[c] for c in columns})
+            await db.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(values)}", params
+            )
+
+
+async def seed_posts(db: Database, author: str, count: int, tag: str = "seed") -> None:
+    """`count` public Notes by `author`, each with its Create activity (objects + activities)."""
+    import json
+
+    stamp = time.time() - count
+    objects, activities = [], []
+    for n in range(count):
+        uri = f"{author}/posts/{tag}-{n}"
+        note = {"id": uri, "type": "Note", "attributedTo": author, "to": [PUBLIC],
+                "content": f"<p>Offre {n}: soupe, douche, lit · Saint-Gilles</p>",
+                "published": "2026-11-01T10:00:00Z"}
+        objects.append({"uri": uri, "type": "Note", "attributed_to": author, "local": 1,
+                        "in_reply_to": None, "payload": json.dumps(note), "deleted": 0,
+                        "published": stamp + n, "updated": None})
+        activity = {"id": f"{uri}/activity", "type": "Create", "actor": author,
+                    "object": note, "to": [PUBLIC]}
+        activities.append({"uri": f"{uri}/activity", "actor_uri": author, "type": "Create",
+                           "object_uri": uri, "public": 1, "payload": json.dumps(activity),
+                           "created_at": stamp + n})
+    await bulk_insert(db, "objects", objects)
+    await bulk_insert(db, "activities", activities)
+
+
+def rsa_rates(seconds: float = 1.0) -> tuple[float, float]:
+    """RSA-2048 (PKCS#1 v1.5, SHA-256) sign and verify per second on one core, right now."""
+    pair = generate_keypair()
+    private, public = load_private_key(pair.private_pem), load_public_key(pair.public_pem)
+    message = b"(request-target): post /inbox\nhost: bench\ndate: now\ndigest: SHA-256=x"
+    signature = private.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    rates = []
+    for op in ("sign", "verify"):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            for _ in range(50):
+                if op == "sign":
+                    private.sign(message, padding.PKCS1v15(), hashes.SHA256())
+                else:
+                    public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+            count += 50
+        rates.append(count / (time.perf_counter() - start))
+    return rates[0], rates[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def peak_rss_mb(pid: int | None = None) -> float:
+    """High-water resident memory (VmHWM) of a process, in MB."""
+    status = Path(f"/proc/{pid or 'self'}/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    """Linux lets a process reset its own high-water mark (write 5 to clear_refs)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def profiler(server: NodeServer, directory: str, name: str) -> subprocess.Popen | None:
+    """py-spy sampling the node's processes while the load runs (when asked and installed)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not directory or server.proc is None:
+        return None
+    if not spy.exists():
+        print("  (no profile: `.venv/bin/pip install py-spy` first)")
+        return None
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = Path(directory) / f"{name}.txt"
+    proc = subprocess.Popen(
+        [str(spy), "record", "--pid", str(server.proc.pid), "--subprocesses", "--format", "raw",
+         "--rate", "250", "--nonblocking", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let it attach before the load starts
+    return proc
+
+
+def stop_profiler(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def http_request(method: str, path: str, host: str, headers: dict[str, str] | None = None,
+                 body: bytes = b"") -> bytes:
+    """The bytes of one HTTP/1.1 request, built ahead so that the load costs the generator
+    almost nothing while it runs."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items() if k.lower() != "host"]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    elif length:
+        await reader.readexactly(length)
+    return status
+
+
+async def hammer(address: tuple[str, int], requests: list[bytes], concurrency: int,
+                 duration: float | None = None) -> tuple[float, list[float], dict[int, int]]:
+    """A small wrk: `concurrency` keep-alive connections send the prepared requests (each once,
+    or round and round for `duration` seconds). Returns elapsed seconds, latencies, statuses."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    position = 0
+    stop_at = None
+
+    def take() -> bytes | None:
+        nonlocal position
+        if duration is None:
+            if position >= len(requests):
+                return None
+        elif time.perf_counter() >= stop_at:
+            return None
+        item = requests[position % len(requests)]
+        position += 1
+        return item
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            while (request := take()) is not None:
+                start = time.perf_counter()
+                writer.write(request)
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - start)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    stop_at = start + (duration or 0)
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies, statuses
