@@ -1,4 +1,4 @@
-"""Command line: `python -m node serve | worker | init`."""
+"""Command line: `python -m node serve | worker | init | backup | restore`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,28 @@ async def _worker(settings) -> None:
         await node.stop()
 
 
+def _backup_or_restore(settings, args) -> int:
+    from node.backup import BackupError, backup, pg_dump, postgres_instructions, restore
+
+    try:
+        if args.command == "backup":
+            if not settings.is_sqlite:
+                dumped = pg_dump(settings, args.path)
+                if dumped is None:
+                    raise BackupError("pg_dump is not installed here. "
+                                      + postgres_instructions(settings, args.path, restore=False))
+                print(f"Backup written to {dumped}")
+                return 0
+            print(f"Backup written to {backup(settings, args.path)}")
+        else:
+            kept = restore(settings, args.path, force=args.force)
+            print(f"Restored {args.path}; the previous database is kept at {kept}")
+    except BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m node", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,9 +91,17 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1, help="web worker processes")
     sub.add_parser("worker", help="run a delivery worker on its own")
     sub.add_parser("init", help="create the database, organisation and admin, then exit")
+    backup_cmd = sub.add_parser("backup", help="copy the database to PATH (safe while running)")
+    backup_cmd.add_argument("path", nargs="?", help="file or directory (default: data/backups/)")
+    restore_cmd = sub.add_parser("restore", help="replace the database by the backup at PATH")
+    restore_cmd.add_argument("path")
+    restore_cmd.add_argument("--force", action="store_true",
+                             help="restore even though a node answers on NODE_BASE_URL")
     args = parser.parse_args(argv)
     settings = load_settings()
     _logging(settings.log_level)
+    if args.command in ("backup", "restore"):
+        sys.exit(_backup_or_restore(settings, args))
     if args.command == "init":
         asyncio.run(_init(settings))
     elif args.command == "worker":
