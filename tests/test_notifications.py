@@ -169,3 +169,25 @@ async def test_without_smtp_nothing_is_sent_and_a_dead_server_loses_only_the_ema
         await notifications.wait_for_emails()
         assert await notifications.unread_count(node, uid) == 1
     assert "notification email to z@example.org failed" in caplog.text
+
+
+async def test_a_post_written_here_notifies_followers_of_its_topics(app_node):
+    node, client = app_node
+    client.headers["Accept-Language"] = "en"
+    await sign_up(client, "watcher@example.org", display_name="Watcher")
+    token = csrf_from((await client.get("/account")).text)
+    await client.post("/account", data={"csrf_token": token, "display_name": "Watcher",
+                                        "locale": "en", "neighbourhoods": ["Forest"]})
+    client.cookies.clear()
+    await sign_up(client, "writer@example.org", display_name="Writer")
+    form = await client.get("/posts/new?kind=offer")
+    resp = await client.post("/posts/new?kind=offer", data={
+        "csrf_token": csrf_from(form.text), "kind": "offer", "category": "clothes",
+        "title": "Winter coats", "description": "Sizes S to XL.", "neighbourhood": "Forest",
+        "urgency": "1", "languages": ["fr"]})
+    assert resp.status_code == 303, resp.text
+    watcher = await user_id(node, "watcher@example.org")
+    writer = await user_id(node, "writer@example.org")
+    assert [n.payload["title"] for n in await notifications.recent(node, watcher)] == \
+        ["Winter coats"]
+    assert await notifications.recent(node, writer) == []

@@ -61,6 +61,7 @@ async def store_remote_post(node: Node, sender: str, obj: dict[str, Any]) -> dic
     await node.db.execute(
         f"INSERT INTO posts ({', '.join(columns)}) VALUES "
         f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING", row)
+    await notify.new_post(node, row)
     return row
 
 

@@ -38,3 +38,17 @@ async def response_accepted(node: Node, post: dict, responder_user_id: str | Non
             post_url=node.url(f"/posts/{post['id']}"))
     except Exception:
         log.exception("could not notify the responder of %s", post["id"])
+
+
+async def new_post(node: Node, post: dict) -> None:
+    """A post appeared (written here, or received from a followed node): tell the members who
+    follow its category or neighbourhood."""
+    if notifications is None:
+        return
+    try:
+        await notifications.notify_new_post(
+            node, post_title=post["title"], post_url=node.url(f"/posts/{post['id']}"),
+            category=post.get("category") or "", neighbourhood=post.get("neighbourhood") or "",
+            author_user_id=post.get("author_user_id"))
+    except Exception:
+        log.exception("could not tell the followers of %s's topics", post["id"])

@@ -10,7 +10,7 @@ from typing import Any
 from node.actors import actor_uri, by_id, organisations
 from node.context import Node
 from node.db import new_id, now
-from node.posts import places, publishing, queries
+from node.posts import notify, places, publishing, queries
 from node.posts.markup import render_markdown
 from node.posts.text import _
 from node.posts.validation import PostError, PostFields, validate
@@ -95,6 +95,7 @@ async def create_post(node: Node, user: dict, fields: PostFields) -> dict:
                 "VALUES (:p, :n, :u, :t)",
                 {"p": post_id, "n": fields.beneficiary_notes, "u": user["id"], "t": stamp})
     await publishing.published(node, row)
+    await notify.new_post(node, row)
     return row
 
 
