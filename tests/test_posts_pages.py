@@ -13,6 +13,7 @@ import httpx
 from node.actors import create_actor
 from node.auth import create_user
 from node.context import Node
+from tests.conftest import node_settings, running_app
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PASSWORD = "long enough password"
@@ -243,3 +244,79 @@ async def test_withdrawal_federates_a_delete_and_answers_gone(app_node):
     resp = await client.post(f"/posts/{post['id']}/status",
                              data={"csrf_token": csrf(page), "action": "fulfil"})
     assert resp.status_code == 400 and "cannot go from withdrawn" in resp.text
+
+
+async def test_list_pages_sorts_and_hides_what_anonymous_readers_may_not_see(app_node):
+    node, client = app_node
+    await member(node, "many@example.org")
+    await login(client, "many@example.org")
+    for n in range(21):
+        fields = {**NEED, "title": f"Need number {n}", "urgency": "3" if n == 4 else "1"}
+        assert (await post_form(client, "need", fields)).status_code == 303
+    hidden = {**NEED, "title": "Members only", "visibility": "followers"}
+    assert (await post_form(client, "need", hidden)).status_code == 303
+    first = await client.get("/posts")
+    assert "Need number 20" in first.text and "Page 1 of 2" in first.text
+    assert "Need number 0<" not in first.text
+    second = await client.get("/posts?page=2")
+    assert "Need number 0<" in second.text
+    urgent = await client.get("/posts?sort=urgent")
+    assert urgent.text.index("Need number 4<") < urgent.text.index("Need number 0<")
+    assert "Members only" in (await client.get("/posts?q=members")).text
+    followers_only = await node.db.fetch_one("SELECT * FROM posts WHERE title = 'Members only'")
+    client.cookies.clear()
+    assert "Members only" not in (await client.get("/posts?q=members")).text
+    assert (await client.get(f"/posts/{followers_only['id']}")).status_code == 303
+    ap = await client.get(f"/posts/{followers_only['id']}",
+                          headers={"Accept": "application/activity+json"})
+    assert ap.status_code == 404
+    # The organisation page leads to its posts; the list filters by organisation.
+    assert "/posts?org=voisins" in (await client.get("/groups/voisins")).text
+    assert "Need number 20" in (await client.get("/posts?org=voisins")).text
+
+
+async def test_a_need_expires_and_its_expiry_is_federated(tmp_path, database_url):
+    settings = node_settings(tmp_path, database_url, NODE_NEED_EXPIRY_DAYS="2")
+    async with running_app(settings) as (node, client):
+        await member(node, "exp@example.org")
+        await login(client, "exp@example.org")
+        assert (await post_form(client, "need", NEED)).status_code == 303
+        post = await node.db.fetch_one("SELECT * FROM posts")
+        assert abs(post["ends_at"] - (time.time() + 2 * 86400)) < 120
+        # Two days later (moved back in the database rather than waiting).
+        await node.db.execute("UPDATE posts SET ends_at = :t", {"t": time.time() - 1})
+        assert f"/posts/{post['id']}" not in (await client.get("/posts")).text
+        assert await node.db.fetch_val("SELECT status FROM posts") == "expired"
+        assert await node.db.fetch_val(
+            "SELECT COUNT(*) FROM activities WHERE type = 'Delete'") == 1
+        assert "Expired" in (await client.get(f"/posts/{post['id']}")).text
+
+
+async def test_the_author_edits_a_post_and_others_cannot(app_node):
+    node, client = app_node
+    await member(node, "ed@example.org")
+    await member(node, "other@example.org")
+    await login(client, "ed@example.org")
+    await post_form(client, "offer", {**NEED, "category": "food", "title": "Soup"})
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    page = await client.get(f"/posts/{post['id']}/edit")
+    assert 'value="Soup"' in page.text
+    resp = await client.post(f"/posts/{post['id']}/edit", data={
+        "csrf_token": csrf(page), **{**NEED, "category": "food", "title": ""}})
+    assert resp.status_code == 400 and "A title is needed." in resp.text
+    assert await node.db.fetch_val("SELECT title FROM posts") == "Soup"
+    resp = await client.post(f"/posts/{post['id']}/edit", data={
+        "csrf_token": csrf(page), **{**NEED, "category": "food", "title": "Soup and bread"}})
+    assert resp.status_code == 303
+    assert await node.db.fetch_val("SELECT title FROM posts") == "Soup and bread"
+    update = await node.db.fetch_one(
+        "SELECT payload FROM activities WHERE type = 'Update' AND actor_uri = :o",
+        {"o": node.url("/groups/voisins")})
+    assert update is not None and json.loads(update["payload"])["object"]["name"] == (
+        "Soup and bread")
+    await login(client, "other@example.org")
+    assert (await client.get(f"/posts/{post['id']}/edit")).status_code == 403
+    resp = await client.post(f"/posts/{post['id']}/status",
+                             data={"csrf_token": csrf(page), "action": "withdraw"})
+    assert resp.status_code == 403
+    assert await node.db.fetch_val("SELECT status FROM posts") == "open"
