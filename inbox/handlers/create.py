@@ -32,7 +32,10 @@ async def followed_locally(ctx: InboxContext) -> bool:
 
 def _concerns_us(ctx: InboxContext, obj: dict[str, Any]) -> bool:
     node = ctx.node
-    audience = as_list(obj.get("to")) + as_list(obj.get("cc"))
+    # Lemmy addresses a comment to a group on the Create only (FEP-1b12 `audience`, `cc`),
+    # not on the Note: the activity's addressing counts as much as the object's.
+    audience = [a for source in (obj, ctx.activity) for field in ("to", "cc", "audience")
+                for a in as_list(source.get(field))]
     if any(node.is_local(id_of(a)) for a in audience):
         return True
     return any(
