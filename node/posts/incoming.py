@@ -58,10 +58,11 @@ async def store_remote_post(node: Node, sender: str, obj: dict[str, Any]) -> dic
            "description_md": "", "remote": 1, "created_at": fields["created_at"] or stamp,
            "updated_at": stamp}
     columns = list(row)
-    await node.db.execute(
+    inserted = await node.db.fetch_val(
         f"INSERT INTO posts ({', '.join(columns)}) VALUES "
-        f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING", row)
-    await notify.new_post(node, row)
+        f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING RETURNING 1", row)
+    if inserted:  # the Create and the Group's Announce may race: tell members once
+        await notify.new_post(node, row)
     return row
 
 
