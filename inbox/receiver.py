@@ -13,12 +13,11 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from activitypub.signatures import SignatureError, parse_signature, verify_request
-from activitypub.transport import FetchError
+from activitypub.signatures import SignatureError
 from activitypub.vocab import id_of
 from inbox.context import ActivityRejected, InboxContext
 from inbox.handlers import HANDLERS
-from keys.remote import cached_key, get_key
+from keys.request_signer import verified_signer
 from node.actors import LocalActor
 from node.context import Node
 from node.db import dumps, now
@@ -93,28 +92,11 @@ def parse_activity(body: bytes) -> dict[str, Any]:
 
 async def verify_signer(node: Node, request: Request, body: bytes) -> str:
     """Check the HTTP signature; returns the URI of the actor who owns the signing key."""
-    try:
-        sig = parse_signature(request.headers.get("signature"))
-    except SignatureError as exc:
-        raise Refused(401, str(exc)) from exc
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    headers = dict(request.headers)
-    key = await cached_key(node, sig.key_id)
-    if key is not None:
-        try:
-            verify_request(sig, request.method, path, headers, key.public_pem, body)
-            return key.owner
-        except SignatureError:
-            pass  # the key may have been rotated: fetch it once more below
     try:
-        key = await get_key(node, sig.key_id, refresh=True)
-    except FetchError as exc:
-        raise Refused(401, f"cannot fetch the signing key {sig.key_id}: {exc}") from exc
-    try:
-        verify_request(sig, request.method, path, headers, key.public_pem, body)
+        return await verified_signer(node, request.method, path, dict(request.headers), body)
     except SignatureError as exc:
         raise Refused(401, str(exc)) from exc
-    return key.owner
 
 
 async def receive(node: Node, request: Request, recipient: LocalActor | None) -> Outcome:
