@@ -165,6 +165,8 @@ async def accept(node: Node, post: dict, response: dict) -> None:
         raise ResponseError({"response": _("Only a pending response can be accepted.")})
     if post["status"] != "open":
         raise ResponseError({"response": _("This post is not open any more.")})
+    # The post moves first, atomically from open: of two accepts at once, only one gets past.
+    post = await service.change_status(node, post, "in_progress")
     stamp = now()
     others = [r for r in await responses_of(node, post["id"])
               if r["id"] != response["id"] and r["status"] == "pending"]
@@ -173,7 +175,6 @@ async def accept(node: Node, post: dict, response: dict) -> None:
     await node.db.execute(
         "UPDATE responses SET status = 'declined', updated_at = :t WHERE post_id = :p "
         "AND status = 'pending'", {"t": stamp, "p": post["id"]})
-    await service.change_status(node, post, "in_progress")
     author, _org = await publishing.actors_of(node, post)
     await _tell(node, author, post, response, accepted=True)
     for other in others:
