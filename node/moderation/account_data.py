@@ -93,15 +93,50 @@ async def export(node: Node, user_id: str) -> dict[str, Any]:
             "tables": tables}
 
 
-async def _delete_rows(node: Node, table: str, columns: list[str], values: list[str],
-                       keep_activity: str | None) -> None:
-    params = {f"v{i}": v for i, v in enumerate(values)}
-    marks = ", ".join(f":{k}" for k in params)
-    where = " OR ".join(f'"{c}" IN ({marks})' for c in columns)
-    if table == "activities" and keep_activity:
-        where = f"({where}) AND uri <> :keep"
-        params["keep"] = keep_activity
+ForeignKey = tuple[str, str, str, str]  # child table, child column, parent table, parent column
+
+
+async def foreign_keys(node: Node) -> list[ForeignKey]:
+    if node.db.is_postgres:
+        rows = await node.db.fetch_all(
+            "SELECT kcu.table_name AS child, kcu.column_name AS child_col, "
+            "ccu.table_name AS parent, ccu.column_name AS parent_col "
+            "FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu ON tc.constraint_name = "
+            "kcu.constraint_name AND tc.table_schema = kcu.table_schema "
+            "JOIN information_schema.constraint_column_usage ccu ON ccu.constraint_name = "
+            "tc.constraint_name AND ccu.table_schema = tc.table_schema "
+            "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema()")
+        return [(r["child"], r["child_col"], r["parent"], r["parent_col"]) for r in rows]
+    found: list[ForeignKey] = []
+    for table in await table_columns(node):
+        for fk in await node.db.fetch_all(f'PRAGMA foreign_key_list("{table}")'):
+            found.append((table, fk["from"], fk["table"], fk["to"]))
+    return found
+
+
+async def _purge(node: Node, fks: list[ForeignKey], table: str, where: str,
+                 params: dict[str, Any], depth: int = 0) -> None:
+    """Delete rows, and first the rows of other tables that point at them (a response to a
+    post being erased goes with it): no foreign key is left dangling, on either dialect."""
+    if depth > 8:
+        raise ModerationError("the data nests too deeply to be deleted safely")
+    for child, child_col, parent, parent_col in fks:
+        if parent != table or child == table or child in KEEP_TABLES:
+            continue
+        rows = await node.db.fetch_all(
+            f'SELECT "{parent_col}" AS v FROM "{table}" WHERE {where}', params)
+        values = {f"p{depth}_{i}": r["v"] for i, r in enumerate(rows) if r["v"] is not None}
+        if values:
+            marks = ", ".join(f":{k}" for k in values)
+            await _purge(node, fks, child, f'"{child_col}" IN ({marks})', values, depth + 1)
     await node.db.execute(f'DELETE FROM "{table}" WHERE {where}', params)
+
+
+def _matching(columns: list[str], values: list[str]) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {f"v{i}": v for i, v in enumerate(values)}
+    marks = ", ".join(f":{k}" for k in params)
+    return " OR ".join(f'"{c}" IN ({marks})' for c in columns), params
 
 
 async def delete_account(node: Node, user_id: str) -> int:
@@ -129,13 +164,16 @@ async def delete_account(node: Node, user_id: str) -> int:
     if user.get("display_name"):
         values.append(user["display_name"])
     columns = await table_columns(node)
+    fks = await foreign_keys(node)
     async with node.db.transaction():
-        # Tables that point at users go first (foreign keys), users and actors last.
         for table, cols in columns.items():
             if table in KEEP_TABLES | {"users", "actors"} or not cols:
                 continue
-            await _delete_rows(node, table, cols, values, delete_id)
-        await node.db.execute("DELETE FROM users WHERE id = :i", {"i": user_id})
+            where, params = _matching(cols, values)
+            if table == "activities" and delete_id:
+                where, params = f"({where}) AND uri <> :keep", {**params, "keep": delete_id}
+            await _purge(node, fks, table, where, params)
+        await _purge(node, fks, "users", "id = :i", {"i": user_id})
         if actor is not None:
             await node.db.execute(
                 "UPDATE actors SET name = '', summary = '', icon_url = NULL, discoverable = 0 "
