@@ -112,6 +112,13 @@ def test_fedify_follows_receives_replies_and_likes(node_and_peer) -> None:
     follow = peer.control("follow", handle=node.handle)
     assert follow["target"] == node.org_uri
     assert follow["inbox"] == f"{node.org_uri}/inbox"
+    # Fedify read the profile through our JSON-LD context: nothing was lost on the way.
+    assert follow["type"] == "Group" and follow["name"] == "Voisins"
+    assert follow["summary"].startswith("<p>") and follow["url"] == node.org_uri
+    assert follow["icon"] == f"{node.base}/static/icon.png"
+    assert follow["published"] and follow["featuredTags"] == f"{node.org_uri}/tags"
+    assert [name for name, _ in follow["fields"]] == ["Web", "Needs", "Offers"]
+    assert f'href="{node.org_uri}"' in follow["fields"][0][1]
     node.wait_until("SELECT 1 FROM follows WHERE follower_uri = :p AND followee_uri = :o "
                     "AND state = 'accepted'", {"p": peer.actor_uri, "o": node.org_uri})
     accept = peer.wait_for("inbox", type="Accept", actor=node.org_uri)

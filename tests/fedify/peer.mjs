@@ -7,7 +7,8 @@ import { Temporal } from "@js-temporal/polyfill";
 import http from "node:http";
 import { appendFileSync } from "node:fs";
 import {
-  Accept, Create, Delete, Follow, Like, Mention, Note, Person, PUBLIC_COLLECTION, Undo, Update,
+  Accept, Create, Delete, Follow, Like, Mention, Note, Person, PropertyValue, PUBLIC_COLLECTION,
+  Undo, Update,
   createFederation, Endpoints, generateCryptoKeyPair, MemoryKvStore,
 } from "@fedify/fedify";
 
@@ -69,7 +70,19 @@ const controls = {
       actor: ctx.getActorUri("alice"), object: target.id,
     });
     await ctx.sendActivity({ identifier: "alice" }, target, follow);
-    return { id: follow.id.href, target: target.id.href, inbox: target.inboxId.href };
+    // The profile as Fedify's JSON-LD reading understood it (unknown terms would be dropped).
+    const fields = [];
+    for await (const item of target.getAttachments()) {
+      if (item instanceof PropertyValue) fields.push([item.name?.toString(), item.value?.toString()]);
+    }
+    const icon = await target.getIcon();
+    return {
+      id: follow.id.href, target: target.id.href, inbox: target.inboxId.href,
+      type: target.constructor.name, name: target.name?.toString(),
+      summary: target.summary?.toString(), url: target.url?.href, icon: icon?.url?.href,
+      published: target.published?.toString(), fields,
+      featuredTags: target.featuredTagsId?.href,
+    };
   },
   async reply(ctx, body) {
     const target = await ctx.lookupObject(body.to);
