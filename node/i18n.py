@@ -180,6 +180,11 @@ def language_cookie(locale: str) -> dict[str, Any]:
 
 # --- formatting in the reader's locale -------------------------------------------------------
 
+@functools.cache
+def _babel_locale(code: str) -> Locale:
+    return Locale.parse(code)
+
+
 def _as_datetime(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -200,18 +205,18 @@ def format_datetime(value: Any, format: str = "medium", locale: str | None = Non
     if moment is None:
         return "" if value is None else str(value)
     return babel_format_datetime(moment, format=format, tzinfo=TIMEZONE,
-                                 locale=Locale.parse(locale or _current.get()))
+                                 locale=_babel_locale(locale or _current.get()))
 
 
 def format_date(value: Any, format: str = "medium", locale: str | None = None) -> str:
     if isinstance(value, date) and not isinstance(value, datetime):
-        return babel_format_date(value, format=format, locale=Locale.parse(locale or
-                                                                          _current.get()))
+        return babel_format_date(value, format=format,
+                                 locale=_babel_locale(locale or _current.get()))
     moment = _as_datetime(value)
     if moment is None:
         return "" if value is None else str(value)
     return babel_format_date(moment.astimezone(TIMEZONE).date(), format=format,
-                             locale=Locale.parse(locale or _current.get()))
+                             locale=_babel_locale(locale or _current.get()))
 
 
 def format_number(value: Any, locale: str | None = None) -> str:
@@ -221,7 +226,13 @@ def format_number(value: Any, locale: str | None = None) -> str:
         number = float(value) if not isinstance(value, int) else value
     except (TypeError, ValueError):
         return str(value)
-    return format_decimal(number, locale=Locale.parse(locale or _current.get()))
+    return format_decimal(number, locale=_babel_locale(locale or _current.get()))
+
+
+def language_url(url: Any, locale: str) -> str:
+    """The same page (path and query) in another language: what the switcher links to."""
+    switched = url.include_query_params(lang=locale)
+    return f"{switched.path}?{switched.query}"
 
 
 def install(environment: Any) -> None:
@@ -232,5 +243,6 @@ def install(environment: Any) -> None:
     environment.filters["datetime"] = format_datetime
     environment.filters["number"] = format_number
     environment.globals["current_locale"] = current_locale
+    environment.globals["language_url"] = language_url
     environment.globals["LOCALES"] = LOCALES
     environment.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES

@@ -114,7 +114,7 @@ async def unread_count(node: Node, user_id: str) -> int:
 async def recent(node: Node, user_id: str, limit: int = 50) -> list[Notification]:
     rows = await node.db.fetch_all(
         "SELECT id, kind, payload, is_read, created_at FROM notifications WHERE user_id = :u "
-        "ORDER BY created_at DESC, id DESC LIMIT :n",
+        "ORDER BY created_at DESC LIMIT :n",
         {"u": user_id, "n": limit},
     )
     return [Notification(id=r["id"], kind=r["kind"], payload=json.loads(r["payload"]),

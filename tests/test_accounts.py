@@ -298,3 +298,24 @@ async def test_an_admin_sets_roles_and_others_cannot(app_en):
                                    {"i": worker_id}) == "coordinator"
     assert await node.db.fetch_val("SELECT role FROM users WHERE id = :i",
                                    {"i": admin_id}) == "admin"
+
+
+async def test_log_in_returns_to_the_page_asked_but_never_to_another_site(app_en):
+    _node, client = app_en
+    await sign_up(client, "back@example.org")
+    client.cookies.clear()
+    asked = await client.get("/account")
+    assert asked.status_code == 303 and asked.headers["location"] == "/login?next=%2Faccount"
+    page = await client.get("/login?next=/account")
+    assert 'name="next" value="/account"' in page.text
+    resp = await client.post("/login", data={"email": "back@example.org", "password": PASSWORD,
+                                             "csrf_token": csrf_from(page.text),
+                                             "next": "/account"})
+    assert resp.headers["location"] == "/account"
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        client.cookies.clear()
+        page = await client.get("/login")
+        resp = await client.post("/login", data={
+            "email": "back@example.org", "password": PASSWORD,
+            "csrf_token": csrf_from(page.text), "next": hostile})
+        assert resp.status_code == 303 and resp.headers["location"] == "/", hostile

@@ -129,6 +129,9 @@ async def test_pages_follow_the_browser_and_the_chosen_language(app_node):
     later = await client.get("/signup", headers={"Accept-Language": "nl"})
     assert '<html lang="en">' in later.text and "Create my account" in later.text
     assert 'href="/signup?lang=nl"' in later.text and 'aria-current="true"' in later.text
+    # The switcher keeps the rest of the query (filters of a list, for example).
+    listed = await client.get("/signup?org=voisins&lang=en")
+    assert 'href="/signup?org=voisins&amp;lang=nl"' in listed.text
     # An unknown language in the query is ignored and sets nothing.
     odd = await client.get("/login?lang=xx")
     assert "lang" not in odd.cookies and '<html lang="en">' in odd.text

@@ -26,7 +26,9 @@ STATEMENTS = [
         is_read INTEGER NOT NULL DEFAULT 0,
         created_at {float} NOT NULL
     )""",
-    "CREATE INDEX notifications_user ON notifications (user_id, is_read, created_at)",
+    # The list page reads a member's newest first; the menu counts the unread ones.
+    "CREATE INDEX notifications_user_time ON notifications (user_id, created_at)",
+    "CREATE INDEX notifications_unread ON notifications (user_id, is_read)",
     """CREATE TABLE follow_preferences (
         user_id TEXT NOT NULL REFERENCES users(id),
         kind TEXT NOT NULL,

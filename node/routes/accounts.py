@@ -41,8 +41,8 @@ def _sign_in(request: Request, user_id: str, response: Response, locale: str = "
     return response
 
 
-def _to_login() -> Response:
-    return RedirectResponse("/login", status_code=303)
+def _to_login(request: Request) -> Response:
+    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
 
 
 async def _csrf_refused(request: Request, template: str, **context: object) -> Response:
@@ -134,7 +134,7 @@ async def _account_page(request: Request, user: dict, errors: dict[str, str] | N
 async def account(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     if request.method == "GET":
         message = None
         if request.query_params.get("welcome"):
@@ -190,7 +190,7 @@ async def _invitations_page(request: Request, user: dict, org, orgs, errors=None
 async def invitations_page(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     if not roles.can_coordinate(user):
         return await render(request, "account/forbidden.html", status=403)
     org, orgs = await _inviting_org(request, user)
@@ -256,7 +256,7 @@ async def _members_page(request: Request, errors=None, status: int = 200,
 async def members(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     if not roles.is_admin(user):
         return await render(request, "account/forbidden.html", status=403)
     message = _("The role is changed.") if request.query_params.get("saved") else None
@@ -266,7 +266,7 @@ async def members(request: Request) -> Response:
 async def set_role(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     if not roles.is_admin(user):
         return await render(request, "account/forbidden.html", status=403)
     form = await request.form()
@@ -287,7 +287,7 @@ async def set_role(request: Request) -> Response:
 async def notifications_page(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     items = await notifications.recent(node_of(request), user["id"])
     return await render(request, "notifications.html", items=items, locale=current_locale())
 
@@ -295,7 +295,7 @@ async def notifications_page(request: Request) -> Response:
 async def notifications_read(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
-        return _to_login()
+        return _to_login(request)
     form = await request.form()
     try:
         check_csrf(request, form)
