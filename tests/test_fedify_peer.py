@@ -234,10 +234,13 @@ def test_fedify_answers_a_new_need_and_the_reply_becomes_a_response(node_and_pee
                        {"n": public["id"]})
     assert rows[0]["response_id"] == first[0]["response_id"]
 
-    # Her favourite of the need is counted; withdrawing it reaches her as a Delete.
+    # Her favourite and her boost of the need are counted; withdrawing it reaches her as a
+    # Delete.
     like = peer.control("like", to=node.org_uri, object=post["uri"])
-    node.wait_until("SELECT 1 FROM reactions WHERE activity_id = :l AND object_uri = :u",
-                    {"l": like["id"], "u": post["uri"]})
+    boost = peer.control("boost", to=node.org_uri, object=post["uri"])
+    for activity_id, kind in ((like["id"], "Like"), (boost["id"], "Announce")):
+        node.wait_until("SELECT 1 FROM reactions WHERE activity_id = :a AND type = :t "
+                        "AND object_uri = :u", {"a": activity_id, "t": kind, "u": post["uri"]})
     page = node.client.get(f"/posts/{post['id']}")
     resp = node.client.post(f"/posts/{post['id']}/status",
                             data={"csrf_token": csrf_from(page.text), "action": "withdraw"})

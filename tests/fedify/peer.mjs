@@ -7,9 +7,9 @@ import { Temporal } from "@js-temporal/polyfill";
 import http from "node:http";
 import { appendFileSync } from "node:fs";
 import {
-  Accept, Create, Delete, Follow, Like, Mention, Note, Person, PropertyValue, PUBLIC_COLLECTION,
-  Undo, Update,
-  createFederation, Endpoints, generateCryptoKeyPair, MemoryKvStore,
+  Accept, Announce, Create, Delete, Follow, Like, Mention, Note, Person, PropertyValue,
+  PUBLIC_COLLECTION, Undo, Update, createFederation, Endpoints, generateCryptoKeyPair,
+  MemoryKvStore,
 } from "@fedify/fedify";
 
 const HOST = process.env.PEER_HOST ?? "127.0.0.1";
@@ -110,6 +110,15 @@ const controls = {
     });
     await ctx.sendActivity({ identifier: "alice" }, target, like);
     return { id: like.id.href };
+  },
+  async boost(ctx, body) {
+    const target = await ctx.lookupObject(body.to);
+    const boost = new Announce({
+      id: new URL(`/boosts/${crypto.randomUUID()}`, ORIGIN), actor: ctx.getActorUri("alice"),
+      object: new URL(body.object), to: PUBLIC_COLLECTION, cc: target.id,
+    });
+    await ctx.sendActivity({ identifier: "alice" }, target, boost);
+    return { id: boost.id.href };
   },
 };
 
