@@ -2,7 +2,7 @@
 // One actor, "alice", with an RSA key. Fedify verifies the HTTP signature of every inbox POST
 // before a listener runs, and (authorized fetch) of every GET of alice's actor document; what
 // passed is appended as one JSON line to PEER_RECORD. A small control API under /control/
-// makes alice follow an actor (looked up by WebFinger), reply to an object, or Like it.
+// makes alice follow an actor (looked up by WebFinger), reply to an object, Like or boost it.
 import { Temporal } from "@js-temporal/polyfill";
 import http from "node:http";
 import { appendFileSync } from "node:fs";
