@@ -32,12 +32,14 @@ WORDS = {
            "accept": "Accepter cette réponse", "fulfil": "Marquer comme réalisée",
            "fulfilled": "Réalisée", "accepted": "a été acceptée",
            "new_response": "Nouvelle réponse",
-           "short": "Le mot de passe doit compter au moins 8 caractères."},
+           "short": "Le mot de passe doit compter au moins 8 caractères.",
+           "post_need": "Publier un besoin"},
     "nl": {"create": "Mijn account aanmaken", "welcome": "Welkom! Uw account is klaar.",
            "publish": "Publiceren", "send": "Mijn antwoord verzenden",
            "accept": "Dit antwoord aanvaarden", "fulfil": "Als vervuld markeren",
            "fulfilled": "Vervuld", "accepted": "werd aanvaard", "new_response": "Nieuw antwoord",
-           "short": "Het wachtwoord moet minstens 8 tekens tellen."},
+           "short": "Het wachtwoord moet minstens 8 tekens tellen.",
+           "post_need": "Een vraag plaatsen"},
 }
 
 
@@ -79,13 +81,27 @@ def node(tmp_path_factory) -> Iterator[NodeProcess]:
 def new_page(browser, node: NodeProcess, locale: str):
     """A fresh browser profile whose Accept-Language is `locale`."""
     context = browser.new_context(locale={"fr": "fr-BE", "nl": "nl-BE"}.get(locale, locale),
-                                  base_url=node.base)
+                                  base_url=node.base, viewport={"width": 360, "height": 740})
     context.set_default_timeout(15000)
     return context.new_page()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+  .map(e => e.name || e.id)"""
+
+
+def assert_accessible_form(page) -> None:
+    """Every field has a label, and the page fits a 360 px phone screen without sideways
+    scrolling."""
+    assert page.evaluate(UNLABELLED) == [], page.url
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
+        page.url
+
+
 def sign_up(page, email: str, name: str, words: dict[str, str]) -> None:
     page.goto("/signup")
+    assert_accessible_form(page)
     page.get_by_label(re.compile("^(E-mail|Email)$")).fill(email)
     page.locator("#display_name").fill(name)
     page.locator("#password").fill(PASSWORD)
@@ -102,8 +118,11 @@ def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang
     sign_up(author, f"author-{lang}@example.org", f"Auteur {lang}", words)
     assert author.locator("html").get_attribute("lang") == lang
 
-    # Post a need.
-    author.goto("/posts/new?kind=need")
+    # Post a need, from the link on the home page.
+    author.goto("/")
+    author.get_by_role("link", name=words["post_need"]).click()
+    author.wait_for_url(re.compile(r"/posts/new\?kind=need$"))
+    assert_accessible_form(author)
     author.locator("#category").select_option("food")
     author.locator("#title").fill(f"Soupe pour quatre ({lang})")
     author.locator("#description").fill("Une famille de quatre cherche un **repas** chaud.")
@@ -118,12 +137,14 @@ def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang
     helper = new_page(browser, node, lang)
     sign_up(helper, f"helper-{lang}@example.org", f"Aidant {lang}", words)
     helper.goto(post_url)
+    assert_accessible_form(helper)
     helper.locator("#message").fill("Je peux apporter de la soupe dimanche.")
     helper.get_by_role("button", name=words["send"]).click()
     helper.wait_for_load_state()
 
     # The author sees a notification with the unread count, then accepts the response.
     author.goto("/notifications")
+    assert_accessible_form(author)
     assert words["new_response"] in author.locator("main").inner_text()
     assert author.locator("header .badge").inner_text().startswith("1")
     author.goto(post_url + "/responses")
@@ -135,7 +156,9 @@ def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang
     author.goto(post_url)
     assert words["fulfilled"] in author.locator(".status").inner_text()
 
-    # The helper is told, in their language.
+    # The helper is told, in their language; their settings page is usable on a phone too.
+    helper.goto("/account")
+    assert_accessible_form(helper)
     helper.goto("/notifications")
     assert words["accepted"] in helper.locator("main").inner_text()
     rows = rows_of(node, "SELECT status FROM posts WHERE title = :t",
