@@ -58,7 +58,17 @@ def chromium_path() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def node(tmp_path_factory) -> Iterator[NodeProcess]:
+    process = NodeProcess(tmp_path_factory.mktemp("browser-node"), host="127.0.0.4",
+                          org="quartier").start()
+    yield process
+    process.close()
+
+
+@pytest.fixture(scope="module")
+def browser(node: NodeProcess):
+    # Needs the node first: making its PostgreSQL database uses asyncio.run, which cannot run
+    # while Playwright's sync API holds an event loop in this thread.
     executable = chromium_path()
     if executable is None:
         pytest.skip("no Chromium found (/usr/bin/chromium): bin/test installs Debian's chromium")
@@ -68,14 +78,6 @@ def browser():
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory) -> Iterator[NodeProcess]:
-    process = NodeProcess(tmp_path_factory.mktemp("browser-node"), host="127.0.0.4",
-                          org="quartier").start()
-    yield process
-    process.close()
 
 
 def new_page(browser, node: NodeProcess, locale: str):
