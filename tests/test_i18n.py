@@ -160,3 +160,19 @@ async def test_a_members_saved_language_is_restored_at_log_in(app_node):
     assert resp.status_code == 303 and resp.cookies.get("lang") == "nl"
     home = await client.get("/account")
     assert '<html lang="nl">' in home.text and "Mijn account" in home.text
+
+
+async def test_published_dates_are_shown_in_the_readers_language(app_node):
+    node, client = app_node
+    from node.actors import organisations
+    from node.notes import publish_note
+
+    org = (await organisations(node))[0]
+    note = await publish_note(node, org, "Soupe populaire ce soir")
+    expected = {locale: i18n.format_datetime(note["published"], locale=locale)
+                for locale in i18n.LOCALES}
+    assert len(set(expected.values())) == 3
+    for locale, shown in expected.items():
+        page = await client.get(f"/?lang={locale}")
+        assert shown in page.text, (locale, shown)
+        assert note["published"] not in page.text
