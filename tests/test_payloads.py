@@ -125,29 +125,31 @@ async def _row(node: Node, sql: str, values: dict[str, Any]) -> dict | None:
 
 # --- Follow --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,target", [
+FOLLOWS = [
     ("mastodon/follow.json", "https://other.example/users/456"),
     ("pleroma/follow.json", "https://lemmy.ca/u/kinetix"),
     ("lemmy/follow.json", "http://enterprise.lemmy.ml/c/main"),
-])
-async def test_follow(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer, name: str, target: str
-) -> None:
-    node, client = app_node
-    activity, actor, resp = await deliver(client, peer, name, {target: ORG})
-    _same_fields_as_sent(load(name), activity)
-    assert resp.status_code == 202, resp.text
-    row = await _row(node, "SELECT * FROM follows WHERE follower_uri = :f", {"f": actor.uri})
-    assert row is not None
-    assert (row["followee_uri"], row["state"], row["activity_id"]) == (
-        ORG, "accepted", activity["id"])
-    jobs = await node.db.fetch_all("SELECT inbox_url FROM deliveries")
-    assert [j["inbox_url"] for j in jobs] == [f"{peer.base}/inbox"]
+]
 
-    # The server retries: the node recognises the activity and changes nothing.
-    again = await peer.apost(client, actor, SHARED_INBOX, activity)
-    assert again.json()["status"] == "already received"
-    assert len(await node.db.fetch_all("SELECT 1 FROM deliveries")) == 1
+
+async def test_follow(app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer) -> None:
+    node, client = app_node
+    for count, (name, target) in enumerate(FOLLOWS, start=1):
+        activity, actor, resp = await deliver(client, peer, name, {target: ORG})
+        _same_fields_as_sent(load(name), activity)
+        assert resp.status_code == 202, (name, resp.text)
+        row = await _row(node, "SELECT * FROM follows WHERE follower_uri = :f",
+                         {"f": actor.uri})
+        assert row is not None, name
+        assert (row["followee_uri"], row["state"], row["activity_id"]) == (
+            ORG, "accepted", activity["id"]), name
+        jobs = await node.db.fetch_all("SELECT inbox_url FROM deliveries")
+        assert [j["inbox_url"] for j in jobs] == [f"{peer.base}/inbox"] * count, name
+
+        # The server retries: the node recognises the activity and changes nothing.
+        again = await peer.apost(client, actor, SHARED_INBOX, activity)
+        assert again.json()["status"] == "already received", name
+        assert len(await node.db.fetch_all("SELECT 1 FROM deliveries")) == count, name
 
 
 async def test_mastodon_undo_follow(
@@ -198,35 +200,33 @@ CREATES = [
 ]
 
 
-@pytest.mark.parametrize("name,targets,text", CREATES)
 async def test_create_addressed_to_us_is_stored(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer, name: str,
-    targets: dict[str, str], text: str
+    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
 ) -> None:
     node, client = app_node
     await _local_note(node)
-    activity, actor, resp = await deliver(client, peer, name, targets)
-    assert resp.status_code == 202, resp.text
-    note = activity["object"]
-    row = await _row(node, "SELECT * FROM objects WHERE uri = :u", {"u": note["id"]})
-    assert row is not None
-    assert row["attributed_to"] == actor.uri and row["local"] == 0
-    assert row["in_reply_to"] == note.get("inReplyTo")
-    stored = json.loads(row["payload"])
-    assert text in stored["content"]
-    assert stored.get("tag") == note.get("tag")
+    for name, targets, text in CREATES:
+        activity, actor, resp = await deliver(client, peer, name, targets)
+        assert resp.status_code == 202, (name, resp.text)
+        note = activity["object"]
+        row = await _row(node, "SELECT * FROM objects WHERE uri = :u", {"u": note["id"]})
+        assert row is not None, name
+        assert row["attributed_to"] == actor.uri and row["local"] == 0, name
+        assert row["in_reply_to"] == note.get("inReplyTo"), name
+        stored = json.loads(row["payload"])
+        assert text in stored["content"], name
+        assert stored.get("tag") == note.get("tag"), name
 
 
-@pytest.mark.parametrize("name,targets,text", CREATES[:3])
 async def test_same_create_addressed_to_strangers_is_ignored(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer, name: str,
-    targets: dict[str, str], text: str
+    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
 ) -> None:
     node, client = app_node
-    activity, _, resp = await deliver(client, peer, name, {})
-    assert resp.status_code == 202
-    assert await _row(node, "SELECT 1 FROM objects WHERE uri = :u",
-                      {"u": activity["object"]["id"]}) is None
+    for name, _, _ in CREATES:
+        activity, _, resp = await deliver(client, peer, name, {})
+        assert resp.status_code == 202, name
+        assert await _row(node, "SELECT 1 FROM objects WHERE uri = :u",
+                          {"u": activity["object"]["id"]}) is None, name
 
 
 # --- Update and Delete ---------------------------------------------------------------------
@@ -245,23 +245,23 @@ async def test_mastodon_update_of_a_note(
     assert json.loads(row["payload"])["content"] == "I meant Goodbye!"
 
 
-@pytest.mark.parametrize("name", ["mastodon/delete_note.json", "pleroma/delete.json"])
 async def test_delete_of_a_note(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer, name: str
+    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
 ) -> None:
     node, client = app_node
-    original = load(name)
-    actor = peer.add_actor(original["actor"].rsplit("/", 1)[-1])
-    upstream_id = original["object"]["id"] if isinstance(original["object"], dict) \
-        else original["object"]
-    note_id = rewrite(upstream_id, original["actor"], peer, actor, {})
-    await _remote_note(node, note_id, actor.uri, "bientôt effacé")
-    _, _, resp = await deliver(client, peer, name, {})
-    assert resp.status_code == 202
-    row = await _row(node, "SELECT deleted, payload FROM objects WHERE uri = :u",
-                     {"u": note_id})
-    assert row["deleted"] == 1
-    assert json.loads(row["payload"]) == {"id": note_id, "type": "Tombstone"}
+    for name in ("mastodon/delete_note.json", "pleroma/delete.json"):
+        original = load(name)
+        actor = peer.add_actor(original["actor"].rsplit("/", 1)[-1])
+        upstream = original["object"]
+        upstream_id = upstream["id"] if isinstance(upstream, dict) else upstream
+        note_id = rewrite(upstream_id, original["actor"], peer, actor, {})
+        await _remote_note(node, note_id, actor.uri, "bientôt effacé")
+        _, _, resp = await deliver(client, peer, name, {})
+        assert resp.status_code == 202, name
+        row = await _row(node, "SELECT deleted, payload FROM objects WHERE uri = :u",
+                         {"u": note_id})
+        assert row["deleted"] == 1, name
+        assert json.loads(row["payload"]) == {"id": note_id, "type": "Tombstone"}, name
 
 
 async def test_lemmy_delete_of_an_account(
@@ -302,19 +302,20 @@ REACTIONS = [
 ]
 
 
-@pytest.mark.parametrize("name,kind,targets", REACTIONS)
 async def test_reaction_to_a_local_object_is_counted(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer, name: str, kind: str,
-    targets: dict[str, str]
+    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
 ) -> None:
     node, client = app_node
     await _local_note(node)
-    activity, actor, resp = await deliver(client, peer, name, targets)
-    _same_fields_as_sent(load(name), activity)
-    assert resp.status_code == 202, resp.text
-    rows = await node.db.fetch_all("SELECT * FROM reactions")
-    assert [(r["type"], r["actor_uri"], r["object_uri"], r["activity_id"]) for r in rows] == [
-        (kind, actor.uri, LOCAL_NOTE, activity["id"])]
+    for name, kind, targets in REACTIONS:
+        activity, actor, resp = await deliver(client, peer, name, targets)
+        _same_fields_as_sent(load(name), activity)
+        assert resp.status_code == 202, (name, resp.text)
+        rows = await node.db.fetch_all("SELECT * FROM reactions WHERE activity_id = :a",
+                                       {"a": activity["id"]})
+        assert [(r["type"], r["actor_uri"], r["object_uri"]) for r in rows] == [
+            (kind, actor.uri, LOCAL_NOTE)], name
+    assert len(await node.db.fetch_all("SELECT 1 FROM reactions")) == len(REACTIONS)
 
 
 async def test_mastodon_like_then_undo_like(

@@ -7,7 +7,6 @@ import json
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 from activitypub.collections import PAGE_SIZE
 from node.context import Node
@@ -55,29 +54,23 @@ async def test_webfinger_instance_actor(app_node: tuple[Node, httpx.AsyncClient]
     assert resp.json()["links"][-1]["href"] == f"{BASE}/actor"
 
 
-@pytest.mark.parametrize("resource", [
-    "acct:nobody@127.0.0.1:8999",
-    "acct:voisins@elsewhere.example",
-    f"{BASE}/groups/nobody",
-    "https://elsewhere.example/users/voisins",
-])
-async def test_webfinger_unknown_is_404(
-    app_node: tuple[Node, httpx.AsyncClient], resource: str
-) -> None:
+async def test_webfinger_unknown_is_404(app_node: tuple[Node, httpx.AsyncClient]) -> None:
     _, client = app_node
-    resp = await _webfinger(client, resource)
-    assert resp.status_code == 404
-    assert resp.json()["error"]
+    for resource in ("acct:nobody@127.0.0.1:8999", "acct:voisins@elsewhere.example",
+                     f"{BASE}/groups/nobody", "https://elsewhere.example/users/voisins"):
+        resp = await _webfinger(client, resource)
+        assert resp.status_code == 404, resource
+        assert resp.json()["error"]
 
 
-@pytest.mark.parametrize("resource", [None, "", "acct:no-host", "voisins"])
 async def test_webfinger_missing_or_malformed_resource_is_400(
-    app_node: tuple[Node, httpx.AsyncClient], resource: str | None
+    app_node: tuple[Node, httpx.AsyncClient]
 ) -> None:
     _, client = app_node
-    resp = await _webfinger(client, resource)
-    assert resp.status_code == 400
-    assert resp.json()["error"]
+    for resource in (None, "", "acct:no-host", "voisins"):
+        resp = await _webfinger(client, resource)
+        assert resp.status_code == 400, resource
+        assert resp.json()["error"]
 
 
 # --- host-meta and NodeInfo ----------------------------------------------------------------
@@ -162,16 +155,14 @@ async def test_unknown_actor_is_404(app_node: tuple[Node, httpx.AsyncClient]) ->
 
 # --- content negotiation -------------------------------------------------------------------
 
-@pytest.mark.parametrize("headers", [AP, LD, {"Accept": "application/json"}])
-async def test_activitypub_clients_get_json(
-    app_node: tuple[Node, httpx.AsyncClient], headers: dict[str, str]
-) -> None:
+async def test_activitypub_clients_get_json(app_node: tuple[Node, httpx.AsyncClient]) -> None:
     _, client = app_node
-    resp = await client.get("/groups/voisins", headers=headers)
-    assert resp.status_code == 200
-    assert resp.headers["content-type"].startswith("application/activity+json")
-    assert "Accept" in resp.headers.get("vary", "")
-    assert resp.json()["id"] == ORG
+    for headers in (AP, LD, {"Accept": "application/json"}):
+        resp = await client.get("/groups/voisins", headers=headers)
+        assert resp.status_code == 200, headers
+        assert resp.headers["content-type"].startswith("application/activity+json"), headers
+        assert "Accept" in resp.headers.get("vary", "")
+        assert resp.json()["id"] == ORG
 
 
 async def test_browsers_get_html(app_node: tuple[Node, httpx.AsyncClient]) -> None:
