@@ -242,3 +242,27 @@ async def test_a_group_cannot_relay_a_post_forged_for_another_host(app_node, pee
                 "type": "Announce", "actor": group.uri, "object": forged, "to": [PUBLIC]}
     await peer.apost(client, group, INBOX, announce)
     assert await node.db.fetch_val("SELECT COUNT(*) FROM posts") == 0
+
+
+async def test_closed_or_unpublished_posts_take_no_response_from_outside(app_node, peer):
+    node, client = app_node
+    await member(node, "author@example.org")
+    await login(client, "author@example.org")
+    assert (await post_form(client, "need", {**NEED, "visibility": "local"})).status_code == 303
+    assert (await post_form(client, "need", {**NEED, "title": "Done"})).status_code == 303
+    local_only = await node.db.fetch_one("SELECT * FROM posts WHERE visibility = 'local'")
+    done = await node.db.fetch_one("SELECT * FROM posts WHERE title = 'Done'")
+    page = await client.get(f"/posts/{done['id']}")
+    await client.post(f"/posts/{done['id']}/status",
+                      data={"csrf_token": csrf(page), "action": "withdraw"})
+    actor = peer.actors["other_node_member"]
+    for n, post in enumerate((local_only, done)):
+        offer = wire.offer(f"{peer.base}/o/{n}", actor.uri, post["uri"], ORG, [ORG], "hi")
+        assert (await peer.apost(client, actor, INBOX, offer)).status_code == 202
+        reply = {"id": f"{peer.base}/statuses/x{n}", "type": "Note", "attributedTo": actor.uri,
+                 "inReplyTo": post["uri"], "content": "<p>hi</p>", "to": [ORG]}
+        assert (await peer.apost(client, actor, INBOX, create(peer, actor, reply))).status_code \
+            == 202
+    assert await node.db.fetch_val("SELECT COUNT(*) FROM responses") == 0
+    assert await node.db.fetch_val("SELECT COUNT(*) FROM objects WHERE in_reply_to IS NOT NULL") \
+        == 0

@@ -73,6 +73,11 @@ async def _response_for_thread(node: Node, thread: str | None) -> dict | None:
                                    {"t": thread})
 
 
+def _takes_responses(post: dict) -> bool:
+    """A post never published (local only) or already closed takes no response from outside."""
+    return post["visibility"] != "local" and post["status"] in ("open", "in_progress")
+
+
 def _is_side(actor: str, post: dict, response: dict) -> bool:
     return actor in (post["attributed_to"], post["org_uri"], response["responder_uri"])
 
@@ -135,6 +140,9 @@ async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
     post = await queries.get_post_by_uri(node, reply_to or "")
     if post is None or post["remote"]:
         return False
+    if not _takes_responses(post):
+        log.info("reply %s to closed or unpublished post %s dropped", note_uri, post["uri"])
+        return True
     public = is_public(obj)
     thread = _thread_of(obj, actor, note_uri)
     created = await _new_response(node, post, actor, thread, body, public, None,
@@ -160,6 +168,10 @@ async def offer_received(node: Node, actor: str, activity: dict[str, Any]) -> bo
     post = await queries.get_post_by_uri(node, target or "")
     if post is None or post["remote"]:
         return False
+    if not _takes_responses(post):
+        log.info("Offer %s for closed or unpublished post %s dropped", activity["id"],
+                 post["uri"])
+        return True
     offer_uri = activity["id"]
     thread = _thread_of(activity, actor, offer_uri)
     body = activity.get("content") if isinstance(activity.get("content"), str) else ""
