@@ -13,6 +13,7 @@ from activitypub.transport import FetchError
 from activitypub.webfinger import HandleError
 from node import follows
 from node.actors import actor_uri, by_username, organisations
+from node.i18n import _
 from node.notes import delete_note, publish_note
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
@@ -77,21 +78,22 @@ async def admin_action(request: Request) -> Response:
     try:
         if action == "follow":
             remote = await follows.follow_handle(node, org, target)
-            message = f"Follow request sent to {remote.handle}."
+            message = _("Follow request sent to %(handle)s.") % {"handle": remote.handle}
         elif action == "unfollow":
             await follows.unfollow(node, org, target)
-            message = "Unfollowed."
+            message = _("Unfollowed.")
         elif action in ("accept", "reject"):
             await follows.answer_follow(node, org, target, accept=action == "accept")
-            message = "Follow request accepted." if action == "accept" else "Follow refused."
+            message = (_("Follow request accepted.") if action == "accept"
+                       else _("Follow refused."))
         elif action == "note":
             note = await publish_note(node, org, str(form.get("text", "")))
-            message = f"Published {note['id']}."
+            message = _("Published %(id)s.") % {"id": note["id"]}
         elif action == "delete-note":
             await delete_note(node, org, target)
-            message = "Deleted."
+            message = _("Deleted.")
         else:
-            return await _admin_page(request, org, error="Unknown action.", status=404)
+            return await _admin_page(request, org, error=_("Unknown action."), status=404)
     except (HandleError, ValueError, FetchError) as exc:
         return await _admin_page(request, org, error=str(exc), status=400)
     query = urlencode({"org": org.username, "msg": message})
