@@ -304,3 +304,36 @@ async def test_moderation_needs_csrf_and_admin(app_node):
     resp = await admin_post(client, "no-such-action")
     assert resp.status_code == 404
     assert await counts(node) == before
+
+
+async def test_an_offer_is_reported_then_withdrawn_through_the_posts_domain(app_node):
+    node, client = app_node
+    actor = await create_actor(node, "Person", "poster", "Poster")
+    user_id = await create_user(node, MEMBER_EMAIL, MEMBER_PASSWORD, actor_id=actor.id)
+    org_id = await node.db.fetch_val("SELECT id FROM actors WHERE kind = 'Group'")
+    await node.db.execute("INSERT INTO memberships (user_id, org_id, role) "
+                          "VALUES (:u, :o, 'member')", {"u": user_id, "o": org_id})
+    await login(client, MEMBER_EMAIL, MEMBER_PASSWORD)
+    token = await csrf(client, "/posts/new?kind=offer")
+    resp = await client.post("/posts/new?kind=offer", data={
+        "csrf_token": token, "kind": "offer", "category": "shower", "title": "Warm shower",
+        "description": "Shower and towel", "neighbourhood": "Saint-Gilles", "capacity": "2",
+        "unit": "one", "urgency": "1", "languages": ["fr"]})
+    assert resp.status_code == 303, resp.text
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    token = await csrf(client, "/report")
+    resp = await client.post("/report", data={"csrf_token": token, "target": post["uri"],
+                                              "reason": "asks for money"})
+    assert resp.status_code == 200
+    report = await node.db.fetch_one("SELECT * FROM reports")
+    assert report["target_object_uri"] == post["uri"]
+    assert report["target_actor_uri"] == post["attributed_to"]
+
+    client.cookies.clear()
+    await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert (await admin_post(client, "remove-post", target=post["uri"])).status_code == 303
+    assert await node.db.fetch_val("SELECT status FROM posts") == "withdrawn"
+    deletes = await node.db.fetch_all("SELECT payload FROM activities WHERE type = 'Delete'")
+    assert any(post["uri"] in d["payload"] for d in deletes)
+    resp = await admin_post(client, "remove-post", target=post["uri"])
+    assert resp.status_code == 400 and "removed already" in resp.text

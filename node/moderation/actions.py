@@ -8,11 +8,29 @@ from node.db import now
 from node.moderation.domains import ModerationError
 from node.notes import delete_note
 from node.objects import get_object, mark_deleted
+from node.posts import publishing
+from node.posts.queries import get_post_by_uri
+
+# A post in one of these states is gone already (the posts domain never revives them).
+REMOVED = ("withdrawn", "expired")
 
 
 async def remove_post(node: Node, uri: str) -> str:
-    """A local post is deleted by its author's actor (followers get `Delete`); a remote post is
-    hidden here (its own server decides for everyone else). Returns what was done."""
+    """An offer or need of this node is withdrawn through the posts domain (its followers and
+    responders get `Delete`); another note of this node is deleted by its author's actor; a
+    post from elsewhere is hidden here (its own server decides for everyone else)."""
+    post = await get_post_by_uri(node, uri)
+    if post is not None:
+        if post["status"] in REMOVED:
+            raise ModerationError("no such post, or it was removed already")
+        await node.db.execute(
+            "UPDATE posts SET status = 'withdrawn', updated_at = :t WHERE id = :i",
+            {"t": now(), "i": post["id"]})
+        if post["remote"]:
+            await mark_deleted(node, uri)
+            return "hidden on this node"
+        await publishing.deleted(node, {**post, "status": "withdrawn"})
+        return "withdrawn, and a Delete was sent to those who had it"
     obj = await get_object(node, uri)
     if obj is None or obj["deleted"]:
         raise ModerationError("no such post, or it was removed already")

@@ -17,6 +17,7 @@ from node.context import Node
 from node.db import new_id, now
 from node.moderation.domains import ModerationError
 from node.objects import get_object
+from node.posts.queries import get_post_by_uri
 from node.remote_actors import cached_actor, get_actor
 from outbox.publish import publish
 
@@ -30,6 +31,9 @@ def _clean_reason(reason: str) -> str:
 
 async def _target(node: Node, uri: str) -> tuple[str | None, str | None]:
     """(actor, object) a URI points at, if the node knows it."""
+    post = await get_post_by_uri(node, uri)
+    if post is not None:
+        return post["attributed_to"], uri
     obj = await get_object(node, uri)
     if obj is not None:
         return obj["attributed_to"], uri
