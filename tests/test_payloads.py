@@ -1,5 +1,5 @@
-"""Real payloads from Mastodon, Pleroma, Lemmy, GoToSocial and Mitra (tests/fixtures/, sources in
-tests/fixtures/SOURCES.md) as inbox inputs.
+"""Real payloads from Mastodon, Pleroma, Misskey, Lemmy, GoToSocial and Mitra (tests/fixtures/,
+sources in tests/fixtures/SOURCES.md) as inbox inputs.
 
 Each payload is rewritten so that its sender is an actor of a loopback RemotePeer (the sender's
 host becomes the peer's, paths kept), the server it was addressed to becomes this node (the
@@ -152,19 +152,23 @@ async def test_follow(app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
         assert len(await node.db.fetch_all("SELECT 1 FROM deliveries")) == count, name
 
 
-async def test_mastodon_undo_follow(
-    app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
-) -> None:
+UNDO_FOLLOWS = [
+    ("mastodon/undo_follow.json", "https://ds9.lemmy.ml/c/testcom"),
+    ("misskey/undo_follow.json", "https://test-hideout.usbharu.dev/users/test"),
+]
+
+
+async def test_undo_follow(app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer) -> None:
     node, client = app_node
-    original = load("mastodon/undo_follow.json")
-    actor = peer.add_actor("asonix")
-    follow_id = rewrite(original["object"]["id"], original["actor"], peer, actor, {})
-    await _follow(node, actor.uri, ORG, follow_id, "accepted")
-    _, _, resp = await deliver(client, peer, "mastodon/undo_follow.json",
-                               {"https://ds9.lemmy.ml/c/testcom": ORG})
-    assert resp.status_code == 202
-    assert await _row(node, "SELECT 1 FROM follows WHERE follower_uri = :f",
-                      {"f": actor.uri}) is None
+    for name, target in UNDO_FOLLOWS:
+        original = load(name)
+        actor = peer.add_actor(original["actor"].rsplit("/", 1)[-1])
+        follow_id = rewrite(original["object"]["id"], original["actor"], peer, actor, {})
+        await _follow(node, actor.uri, ORG, follow_id, "accepted")
+        _, _, resp = await deliver(client, peer, name, {target: ORG})
+        assert resp.status_code == 202, name
+        assert await _row(node, "SELECT 1 FROM follows WHERE follower_uri = :f",
+                          {"f": actor.uri}) is None, name
 
 
 async def test_mastodon_accept_of_our_follow(
@@ -196,6 +200,10 @@ CREATES = [
      {"https://enterprise.lemmy.ml/u/picard": ORG,
       "https://enterprise.lemmy.ml/post/55143": LOCAL_NOTE},
      "test"),
+    ("misskey/create_note.json",
+     {"https://calckey.jp/users/9bu1xzwjyb": ORG,
+      "https://calckey.jp/notes/9f2i7ymf1d": LOCAL_NOTE},
+     "連合先と自インスタンス"),
     ("lemmy/create_note.json", {"http://enterprise.lemmy.ml/c/main": ORG}, "hello"),
 ]
 
@@ -249,7 +257,7 @@ async def test_delete_of_a_note(
     app_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
 ) -> None:
     node, client = app_node
-    for name in ("mastodon/delete_note.json", "pleroma/delete.json"):
+    for name in ("mastodon/delete_note.json", "pleroma/delete.json", "misskey/delete_note.json"):
         original = load(name)
         actor = peer.add_actor(original["actor"].rsplit("/", 1)[-1])
         upstream = original["object"]
