@@ -135,7 +135,11 @@ async def _queue_email(node: Node, user_id: str, kind: str, payload: dict) -> No
     if row is None:
         return
     locale = row["locale"] or DEFAULT_LOCALE
-    message = build_email(node.settings, row["email"], kind, payload, locale)
+    try:
+        message = build_email(node.settings, row["email"], kind, payload, locale)
+    except (ValueError, TypeError) as exc:
+        log.warning("notification email to %s not built: %s", row["email"], exc)
+        return
     # The request that caused the notification must not wait for a slow mail server.
     task = asyncio.create_task(_send_logged(node.settings, message))
     _sending.add(task)
@@ -144,7 +148,8 @@ async def _queue_email(node: Node, user_id: str, kind: str, payload: dict) -> No
 
 def build_email(settings: Settings, to: str, kind: str, payload: dict,
                 locale: str) -> EmailMessage:
-    subject = describe(kind, payload, locale)
+    # A title from another server may hold line breaks: a header must be one line.
+    subject = " ".join(describe(kind, payload, locale).split())
     url = str(payload.get("url") or settings.url("/notifications"))
     if url.startswith("/"):
         url = settings.url(url)

@@ -160,6 +160,12 @@ async def test_a_members_saved_language_is_restored_at_log_in(app_node):
     assert resp.status_code == 303 and resp.cookies.get("lang") == "nl"
     home = await client.get("/account")
     assert '<html lang="nl">' in home.text and "Mijn account" in home.text
+    # Back to "the language of my browser": the remembered choice is forgotten.
+    resp = await client.post("/account", data={
+        "csrf_token": csrf_from(home.text), "display_name": "Ans", "locale": ""})
+    assert resp.status_code == 303 and "lang" not in client.cookies
+    english = await client.get("/account", headers={"Accept-Language": "en"})
+    assert '<html lang="en">' in english.text
 
 
 async def test_published_dates_are_shown_in_the_readers_language(app_node):

@@ -143,8 +143,16 @@ async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
         await notifications.notify_response_accepted(
             node, responder_user_id=await user_id(node, "fr@example.org"),
             post_title="Un lit", post_url=settings.url("/posts/4"))
+        # A title from another server with line breaks cannot forge email headers.
+        await notifications.notify_response_accepted(
+            node, responder_user_id=await user_id(node, "fr@example.org"),
+            post_title="Lit\r\nBcc: victim@example.org", post_url="/posts/5")
         await notifications.wait_for_emails()
-    messages = await asyncio.to_thread(wait_for_mail, mailbox, 2)
+    messages = await asyncio.to_thread(wait_for_mail, mailbox, 3)
+    forged = [m for m in messages if "Bcc" in m["Subject"]]
+    assert len(forged) == 1 and forged[0]["Bcc"] is None
+    assert forged[0]["Subject"] == "Votre réponse à « Lit Bcc: victim@example.org » a été acceptée"
+    messages = [m for m in messages if m not in forged]
     by_recipient = {m["To"]: m for m in messages}
     dutch = by_recipient["nl@example.org"]
     assert dutch["Subject"] == "Nieuw antwoord op “Warme douche” van Sara"

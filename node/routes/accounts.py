@@ -3,6 +3,7 @@ notifications. Every POST checks the CSRF token first and changes nothing when i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
@@ -16,7 +17,7 @@ from node.accounts.errors import FormError
 from node.accounts.members import NewMember, create_member, user_organisations
 from node.actors import organisations
 from node.auth import authenticate
-from node.i18n import LOCALES, _, current_locale, language_cookie
+from node.i18n import COOKIE, LOCALES, _, current_locale, language_cookie
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
 
@@ -66,7 +67,7 @@ async def signup(request: Request) -> Response:
     org = next((o for o in orgs if o.username == values["org"]), orgs[0] if orgs else None)
     new = _new_member(form)
     if not new.locale:
-        new = NewMember(**{**new.__dict__, "locale": current_locale()})
+        new = replace(new, locale=current_locale())
     try:
         user_id = await create_member(node, new, org=org)
     except FormError as exc:
@@ -160,6 +161,9 @@ async def account(request: Request) -> Response:
     response = RedirectResponse("/account?saved=1", status_code=303)
     if locale:
         response.set_cookie(**language_cookie(locale))
+    else:
+        # "The language of my browser": forget an earlier explicit choice.
+        response.delete_cookie(COOKIE, path="/")
     return response
 
 
@@ -234,7 +238,7 @@ async def accept_invite(request: Request) -> Response:
                             errors={"form": str(exc)}, invitation=invitation, values=values,
                             role_labels=roles.ROLE_LABELS)
     new = _new_member(form)
-    new = NewMember(**{**new.__dict__, "locale": new.locale or current_locale()})
+    new = replace(new, locale=new.locale or current_locale())
     try:
         user_id = await invitations.accept_invitation(node, token, new)
     except FormError as exc:
