@@ -136,6 +136,8 @@ async def test_signed_gets_pass_and_unsigned_get_401(
         assert "missing Signature" in unsigned.json()["error"]
         signed = await client.get(path, headers=_signed(ana.key, path))
         assert signed.status_code == 200, (path, signed.text)
+        assert signed.headers["cache-control"].startswith("private"), path
+        assert "Signature" in signed.headers["vary"], path
     # Ana's key was fetched once (signed by our instance actor) and then cached.
     assert len(peer.get_log) == 1
     assert peer.get_log[0][1] and f'keyId="{BASE}/actor#main-key"' in peer.get_log[0][1]

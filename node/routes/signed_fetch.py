@@ -50,6 +50,13 @@ def signed_fetch(view: View, json_only: bool = False) -> View:
     @functools.wraps(view)
     async def checked(request: Request) -> Response:
         refusal = await fetch_refusal(request, json_only)
-        return refusal if refusal is not None else await view(request)
+        if refusal is not None:
+            return refusal
+        response = await view(request)
+        if getattr(request.state, "fetch_signer", None):
+            # What one signer was shown must not be served to others from a shared cache.
+            response.headers["Cache-Control"] = "private, max-age=60"
+            response.headers["Vary"] = "Accept, Signature"
+        return response
 
     return checked
