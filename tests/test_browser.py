@@ -93,10 +93,45 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .map(e => e.name || e.id)"""
 
 
+# WCAG 2 contrast of every visible piece of text against the first opaque background behind it.
+LOW_CONTRAST = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const text = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    const box = el.getBoundingClientRect();
+    if (!text || box.width === 0 || box.height === 0 || el.closest('.visually-hidden, .skip'))
+      continue;
+    const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 30) + ' '
+                             + ratio.toFixed(2));
+  }
+  return bad;
+}"""
+
+
+FOCUS_RING = """() => { const el = document.activeElement, s = getComputedStyle(el);
+  return [el.tagName + ' ' + el.textContent.trim().slice(0, 20), s.outlineStyle,
+          parseFloat(s.outlineWidth)]; }"""
+
+
 def assert_accessible_form(page) -> None:
-    """Every field has a label, and the page fits a 360 px phone screen without sideways
-    scrolling."""
+    """Every field has a label, every text has a 4.5:1 contrast, and the page fits a 360 px
+    phone screen without sideways scrolling."""
     assert page.evaluate(UNLABELLED) == [], page.url
+    assert page.evaluate(LOW_CONTRAST) == [], page.url
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
         page.url
 
@@ -202,4 +237,9 @@ def test_language_switcher_form_errors_and_keyboard(browser, node):
     assert page.locator(".skip").bounding_box()["x"] >= 0
     page.keyboard.press("Enter")
     assert page.url.endswith("#main")
+    # Whatever the keyboard reaches shows a visible focus ring.
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        ring = page.evaluate(FOCUS_RING)
+        assert ring[1] != "none" and ring[2] >= 2, ring
     page.context.close()
