@@ -186,3 +186,15 @@ def test_validation_names_every_bad_field():
         _validate({"category": "food", "title": "Soup", "neighbourhood": "Jette",
                    "proxied": "1"}, may_proxy=True)
     assert set(caught.value.errors) == {"proxied"}  # only needs are posted for someone
+
+
+def test_remote_text_is_bounded():
+    note = wire.to_note(a_post(), WHO, BASE)
+    note["content"] = "<p>" + "a" * 50_000 + "</p>"
+    note["name"] = "n" * 1000
+    del note["contentMap"]
+    fields = wire.from_note(note, sanitize_html)
+    assert len(fields["description_html"]) <= wire.REMOTE_CONTENT_MAX + 10
+    assert fields["description_html"].endswith("</p>") and len(fields["title"]) == 200
+    note["content"] = {"not": "text"}
+    assert wire.from_note(note, sanitize_html)["description_html"] == ""

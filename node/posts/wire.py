@@ -317,6 +317,13 @@ def _timestamp(value: Any) -> float | None:
     return parsed.timestamp()
 
 
+REMOTE_CONTENT_MAX = 20_000
+
+
+def _text_of(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
 def _plain(value: Any, limit: int) -> str:
     return nh3.clean(value, tags=set())[:limit] if isinstance(value, str) else ""
 
@@ -349,7 +356,8 @@ def from_note(obj: dict[str, Any], sanitize: Any) -> dict[str, Any]:
         raise NotAPost("the Note needs an id and an attributedTo")
     intent = obj["publishes"]
     kind = KIND_OF_PURPOSE[obj["purpose"]]
-    title = _plain(obj.get("name"), 200) or short_text(sanitize(obj.get("content") or ""), 80)
+    title = _plain(obj.get("name"), 200) or short_text(
+        sanitize(_text_of(obj.get("content"), REMOTE_CONTENT_MAX)), 80)
     status = obj.get("postStatus") if obj.get("postStatus") in STATUSES[:3] else "open"
     if intent.get("finished") is True:
         status = "fulfilled"
@@ -361,7 +369,8 @@ def from_note(obj: dict[str, Any], sanitize: Any) -> dict[str, Any]:
         "uri": uri, "attributed_to": author,
         "org_uri": id_of(obj.get("audience")) or author,
         "kind": kind, "category": _category_of(obj, intent), "title": title,
-        "description_html": sanitize(obj.get("content") or ""),
+        # Cut before cleaning, so that the cleaner closes whatever the cut left open.
+        "description_html": sanitize(_text_of(obj.get("content"), REMOTE_CONTENT_MAX)),
         "neighbourhood": _plain(location.get("name"), 100),
         "latitude": places.round_coordinate(lat) if isinstance(lat, int | float) else None,
         "longitude": places.round_coordinate(lon) if isinstance(lon, int | float) else None,
