@@ -19,6 +19,11 @@ from node.posts import notify, queries, responses, wire
 log = logging.getLogger(__name__)
 
 
+def _clean(content: Any) -> str:
+    """Remote HTML of a message: bounded, then sanitised."""
+    return sanitize_html(content[:wire.REMOTE_CONTENT_MAX]) if isinstance(content, str) else ""
+
+
 def _same_host(a: str | None, b: str | None) -> bool:
     return bool(a and b) and urlsplit(a).netloc == urlsplit(b).netloc
 
@@ -119,7 +124,7 @@ def _thread_of(activity: dict[str, Any], actor: str, fallback: str) -> str:
 async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
     """A Note that belongs to a response's conversation, or starts a response to one of our
     posts. Returns whether it was taken (then it is private: it is not stored as an object)."""
-    body = sanitize_html(obj.get("content") or "") if isinstance(obj.get("content"), str) else ""
+    body = _clean(obj.get("content"))
     note_uri = obj.get("id")
     reply_to = id_of(obj.get("inReplyTo"))
     response = await _response_for_thread(node, id_of(obj.get("context")))
@@ -174,8 +179,7 @@ async def offer_received(node: Node, actor: str, activity: dict[str, Any]) -> bo
         return True
     offer_uri = activity["id"]
     thread = _thread_of(activity, actor, offer_uri)
-    body = activity.get("content") if isinstance(activity.get("content"), str) else ""
-    body = sanitize_html(body)
+    body = _clean(activity.get("content"))
     created = await _new_response(node, post, actor, thread, body, False, offer_uri,
                                   await _actor_name(node, actor))
     if created is None:
@@ -206,7 +210,7 @@ async def answer_received(node: Node, actor: str, activity: dict[str, Any],
          "i": response["id"]})
     text = activity.get("content")
     if isinstance(text, str) and text.strip():
-        await responses.store_message(node, response["id"], actor, sanitize_html(text), None,
+        await responses.store_message(node, response["id"], actor, _clean(text), None,
                                       activity["id"])
     if accepted:
         await node.db.execute(
