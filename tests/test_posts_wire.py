@@ -34,7 +34,8 @@ def test_an_offer_is_a_note_with_fep_0837_fields():
     note = wire.to_note(a_post(), WHO, BASE)
     assert note["type"] == "Note" and note["purpose"] == "offer" and note["name"] == "Warm shower"
     assert note["attributedTo"] == WHO.attributed_to and note["url"] == note["id"]
-    assert note["to"] == [PUBLIC] and note["cc"] == [WHO.followers, WHO.org_uri]
+    assert note["to"] == [PUBLIC]
+    assert note["cc"] == [WHO.followers, f"{WHO.attributed_to}/followers", WHO.org_uri]
     assert "summary" not in note  # Mastodon would hide the post behind a content warning
     intent = note["publishes"]
     assert intent["id"] == f"{BASE}/posts/7f3a#primary" and intent["type"] == "Intent"
@@ -84,6 +85,10 @@ def test_withdrawal_is_a_delete_with_a_tombstone():
 def test_followers_only_posts_are_not_public():
     note = wire.to_note(a_post(visibility="followers"), WHO, BASE)
     assert PUBLIC not in note["to"] + note["cc"]
+    assert note["to"] == [WHO.followers, f"{WHO.attributed_to}/followers"]
+    by_group = wire.to_note(a_post(visibility="followers"),
+                            wire.Addressing(WHO.org_uri, WHO.org_uri), BASE)
+    assert by_group["to"] == [WHO.followers]
 
 
 def test_a_remote_note_becomes_post_fields():

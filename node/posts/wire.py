@@ -80,9 +80,12 @@ class Addressing:
 
 
 def audience(visibility: str, who: Addressing) -> tuple[list[str], list[str]]:
+    # The author's own followers are named too: Mastodon reads "followers-only" against the
+    # sender's followers collection, and would take a member's post for a direct message.
+    followers = list(dict.fromkeys([who.followers, f"{who.attributed_to}/followers"]))
     if visibility == "followers":
-        return [who.followers], [who.org_uri]
-    return [PUBLIC], [who.followers, who.org_uri]
+        return followers, [who.org_uri]
+    return [PUBLIC], [*followers, who.org_uri]
 
 
 def hashtags(post: dict[str, Any], base_url: str) -> list[dict[str, str]]:
