@@ -241,8 +241,10 @@ def profiler(server: NodeServer, directory: str, name: str) -> subprocess.Popen 
     Path(directory).mkdir(parents=True, exist_ok=True)
     out = Path(directory) / f"{name}.txt"
     proc = subprocess.Popen(
-        [str(spy), "record", "--pid", str(server.proc.pid), "--subprocesses", "--format", "raw",
-         "--rate", "250", "--nonblocking", "-o", str(out)],
+        # --gil: only the thread running Python is sampled, so idle database threads do not
+        # pass for work.
+        [str(spy), "record", "--pid", str(server.proc.pid), "--subprocesses", "--gil",
+         "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)  # let it attach before the load starts
@@ -313,8 +315,15 @@ async def hammer(address: tuple[str, int], requests: list[bytes], concurrency: i
         try:
             while (request := take()) is not None:
                 start = time.perf_counter()
-                writer.write(request)
-                status = await _read_response(reader)
+                try:
+                    writer.write(request)
+                    status = await _read_response(reader)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    # Counted as status 0; a fresh connection carries on.
+                    statuses[0] = statuses.get(0, 0) + 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(*address)
+                    continue
                 latencies.append(time.perf_counter() - start)
                 statuses[status] = statuses.get(status, 0) + 1
         finally:
@@ -324,3 +333,42 @@ async def hammer(address: tuple[str, int], requests: list[bytes], concurrency: i
     stop_at = start + (duration or 0)
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     return time.perf_counter() - start, latencies, statuses
+
+
+async def prepare_node(env: dict[str, str], size: int, offers: bool = False) -> str:
+    """Create the node's schema and organisation and store `size` posts before the node process
+    starts, as a node restarting on its data would find them. Returns the organisation URI."""
+    from node.bootstrap import bootstrap
+    from node.config import load_settings
+    from node.context import Node
+
+    node = Node.create(load_settings(env))
+    await node.start()
+    try:
+        await bootstrap(node)
+        org_uri = node.url(f"/groups/{node.settings.org_username}")
+        await seed_posts(node.db, org_uri, size)
+        if offers:
+            await seed_offers(node.db, org_uri, size)
+        if node.db.is_postgres:
+            # What autovacuum does within a minute of a bulk load: statistics for the planner
+            # and a visibility map for index-only scans.
+            await node.db.execute("VACUUM ANALYZE")
+        return org_uri
+    finally:
+        await node.stop()
+
+
+async def seed_offers(db: Database, org_uri: str, count: int) -> None:
+    """`count` open offers and needs in the posts table (the /posts list)."""
+    stamp = time.time() - count
+    kinds = ("offer", "need")
+    await bulk_insert(db, "posts", [
+        {"id": f"bench{n}", "uri": f"{org_uri}/posts/bench{n}", "org_uri": org_uri,
+         "attributed_to": org_uri, "kind": kinds[n % 2], "category": "food",
+         "title": f"Repas chaud {n}", "description_md": "Soupe et pain",
+         "description_html": "<p>Soupe et pain</p>", "neighbourhood": "Saint-Gilles",
+         "status": "open", "visibility": "public", "remote": 0,
+         "created_at": stamp + n, "updated_at": stamp + n}
+        for n in range(count)
+    ])

@@ -24,9 +24,9 @@ from bench.harness import (
     http_request,
     node_env,
     percentile,
+    prepare_node,
     profiler,
     rsa_rates,
-    seed_posts,
     stop_profiler,
 )
 from node.db import Database
@@ -67,26 +67,18 @@ async def _count_stored(url: str, host: str) -> int:
         await db.disconnect()
 
 
-async def _seed(url: str, org_uri: str, count: int) -> None:
-    db = Database(url)
-    await db.connect()
-    try:
-        await seed_posts(db, org_uri, count)
-    finally:
-        await db.disconnect()
-
-
 def run_one(kind: str, url: str, size: int, args, verify_rate: float) -> None:
     peer = RemotePeer("127.0.0.3").start()
     actors = [peer.add_actor(f"sender{n}") for n in range(PEER_ACTORS)]
     port = free_port("127.0.0.2")
     base = f"http://127.0.0.2:{port}"
     with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
-        env = node_env(url, base, Path(tmp), NODE_RUN_WORKER="0")
+        # The benchmark measures capacity: the per-address and per-host limits are off.
+        env = node_env(url, base, Path(tmp), NODE_RUN_WORKER="0",
+                       NODE_RATE_INBOX_PER_ADDRESS="off", NODE_RATE_INBOX_PER_HOST="off")
+        org_uri = asyncio.run(prepare_node(env, size))
         try:
             with NodeServer(env, base, workers=args.workers) as server:
-                org_uri = f"{base}/groups/voisins"
-                asyncio.run(_seed(url, org_uri, size))
                 inbox = f"{base}/inbox"
                 # Untimed warm-up: the node fetches and caches each sender's key once.
                 address = ("127.0.0.2", port)

@@ -30,6 +30,11 @@ import aiosqlite
 
 READERS = 4
 POOL_SIZE = 10
+# SQLite's planner needs statistics to prefer an ORDER BY index over a selective-looking
+# equality (the offers list: 18 ms -> 0.5 ms at 10k posts). ANALYZE samples this many rows per
+# index, runs when a process opens the database and again after this many writes.
+ANALYSIS_LIMIT = 1000
+ANALYZE_EVERY_WRITES = 5000
 # The pattern SQLAlchemy's text() used for bind parameters, so that every query written for the
 # `databases` layer keeps its meaning (`::type` casts are left alone).
 _BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
@@ -140,6 +145,7 @@ class _Sqlite:
         self.path = path
         self.shared_memory = path == ":memory:"  # one connection: readers would see another DB
         self.writer: aiosqlite.Connection | None = None
+        self.writes = 0
         self.write_lock = asyncio.Lock()
         self.readers: list[aiosqlite.Connection] = []
         self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
@@ -160,6 +166,13 @@ class _Sqlite:
         self.writer = await self._open()
         if not self.shared_memory:
             await self.writer.execute("PRAGMA journal_mode=WAL")
+        await self._analyze()
+
+    async def _analyze(self) -> None:
+        assert self.writer is not None
+        self.writes = 0
+        await self.writer.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        await self.writer.execute("ANALYZE")
 
     async def disconnect(self) -> None:
         for conn in self.readers:
@@ -188,6 +201,9 @@ class _Sqlite:
             return await self._run(conn, query, values, many, fetch, one)
         async with self.write_lock:
             assert self.writer is not None, "the database is not connected"
+            self.writes += 1
+            if self.writes >= ANALYZE_EVERY_WRITES:
+                await self._analyze()
             if many:
                 # One transaction for the batch: a commit per row would cost a WAL write each.
                 await self.writer.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,84 @@
+"""Reads under concurrent load: p50/p99 latency and requests per second for WebFinger, the
+organisation's actor document, its outbox (first and last page) and the offers list (/posts),
+against a real node process holding N stored posts.
+
+    .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
+        [--concurrency 32] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from bench.harness import (
+    NodeServer,
+    arguments,
+    database,
+    free_port,
+    hammer,
+    http_request,
+    node_env,
+    percentile,
+    prepare_node,
+    profiler,
+    stop_profiler,
+)
+
+AP = {"Accept": "application/activity+json"}
+PAGE_SIZE = 20  # activitypub.collections.PAGE_SIZE at the time of writing; only for the last page
+
+
+def _endpoints(host: str, org: str, size: int) -> list[tuple[str, bytes]]:
+    last = max(1, -(-size // PAGE_SIZE))
+    return [
+        ("webfinger", http_request(
+            "GET", f"/.well-known/webfinger?resource=acct:{org}@{host}", host)),
+        ("actor", http_request("GET", f"/groups/{org}", host, AP)),
+        ("outbox p1", http_request("GET", f"/groups/{org}/outbox?page=1", host, AP)),
+        (f"outbox p{last}", http_request("GET", f"/groups/{org}/outbox?page={last}", host, AP)),
+        ("offers list", http_request("GET", "/posts", host, {"Accept": "text/html"})),
+    ]
+
+
+def run_one(kind: str, url: str, size: int, args) -> None:
+    port = free_port("127.0.0.2")
+    base = f"http://127.0.0.2:{port}"
+    host = f"127.0.0.2:{port}"
+    with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
+        env = node_env(url, base, Path(tmp), NODE_RUN_WORKER="0")
+        asyncio.run(prepare_node(env, size, offers=True))
+        with NodeServer(env, base, workers=args.workers) as server:
+            for name, request in _endpoints(host, "voisins", size):
+                asyncio.run(hammer(("127.0.0.2", port), [request], 2, duration=0.3))  # warm
+                spy = profiler(server, args.profile, f"reads-{kind}-{size}-{name.split()[0]}")
+                elapsed, latencies, statuses = asyncio.run(
+                    hammer(("127.0.0.2", port), [request], args.concurrency,
+                           duration=args.seconds))
+                stop_profiler(spy)
+                bad = {k: v for k, v in statuses.items() if k != 200}
+                print(f"  {kind:8} posts={size:>7} {name:13} {len(latencies) / elapsed:7.0f} req/s"
+                      f"  p50={percentile(latencies, 50) * 1000:7.1f}ms"
+                      f"  p99={percentile(latencies, 99) * 1000:7.1f}ms"
+                      + (f"  non-200: {bad}" if bad else ""), flush=True)
+
+
+def main() -> None:
+    args = arguments(__doc__, "1000,10000",
+                     seconds=(float, 3.0, "seconds of load per endpoint"),
+                     concurrency=(int, 32, "connections in flight"),
+                     workers=(int, 1, "uvicorn web workers of the node"),
+                     profile=(str, "", "directory for py-spy profiles of the node (optional)"))
+    print(f"reads; node web workers: {args.workers}, {args.concurrency} connections, "
+          f"{args.seconds:g}s per endpoint")
+    for kind in args.db:
+        for size in args.sizes:
+            with database(kind) as url:
+                if url is None:
+                    break
+                run_one(kind, url, size, args)
+
+
+if __name__ == "__main__":
+    main()
