@@ -234,13 +234,22 @@ def test_fedify_answers_a_new_need_and_the_reply_becomes_a_response(node_and_pee
                        {"n": public["id"]})
     assert rows[0]["response_id"] == first[0]["response_id"]
 
-    # Her favourite and her boost of the need are counted; withdrawing it reaches her as a
-    # Delete.
+    # Her favourite and her boost of the need are counted.
     like = peer.control("like", to=node.org_uri, object=post["uri"])
     boost = peer.control("boost", to=node.org_uri, object=post["uri"])
     for activity_id, kind in ((like["id"], "Like"), (boost["id"], "Announce")):
         node.wait_until("SELECT 1 FROM reactions WHERE activity_id = :a AND type = :t "
                         "AND object_uri = :u", {"a": activity_id, "t": kind, "u": post["uri"]})
+    # An edit reaches her as a verified Update of the same Note.
+    page = node.client.get(f"/posts/{post['id']}/edit")
+    resp = node.client.post(f"/posts/{post['id']}/edit", data={
+        "csrf_token": csrf_from(page.text), **NEED, "title": "Un lit pour trois nuits"})
+    assert resp.status_code == 303, resp.text
+    update = peer.wait_for("inbox", type="Update", actor=node.org_uri)
+    assert update["activity"]["object"]["id"] == post["uri"]
+    assert "trois nuits" in update["activity"]["object"]["content"]
+
+    # Withdrawn, it reaches her as a Delete.
     page = node.client.get(f"/posts/{post['id']}")
     resp = node.client.post(f"/posts/{post['id']}/status",
                             data={"csrf_token": csrf_from(page.text), "action": "withdraw"})
