@@ -26,10 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 class NodeProcess:
     def __init__(self, tmp: Path, host: str = "127.0.0.1", org: str = "voisins",
                  port: int | None = None, database_url: str | None = None,
-                 **env: str) -> None:
+                 serve_args: tuple[str, ...] = (), **env: str) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.host = host
+        self.serve_args = serve_args  # e.g. ("--workers", "2")
         self.port = port or free_port(host)
         self.base = f"http://{host}:{self.port}"
         self.org = org
@@ -65,7 +66,7 @@ class NodeProcess:
     def start(self, timeout: float = 30) -> NodeProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve"], cwd=REPO, env=self.env,
+            [sys.executable, "-m", "node", "serve", *self.serve_args], cwd=REPO, env=self.env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
