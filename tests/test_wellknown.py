@@ -1,22 +1,51 @@
 """Discovery and documents as peers read them: WebFinger, host-meta, NodeInfo 2.1, actor
-documents, content negotiation, paged OrderedCollections (in-process app, real SQLite)."""
+documents, content negotiation, paged OrderedCollections (in-process app, real database).
+
+The tests read one node started once for the module (a node start with its own database is
+the expensive part, on PostgreSQL above all); the few that write use rows of their own."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
+import pytest_asyncio
 
 from activitypub.collections import PAGE_SIZE
 from node.context import Node
 from node.db import now
+from tests.conftest import node_settings, running_app
+from tests.databases import drop_postgres_database, make_database_url
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BASE = "http://127.0.0.1:8999"
 ORG = f"{BASE}/groups/voisins"
 AP = {"Accept": "application/activity+json"}
 LD = {"Accept": 'application/ld+json; profile="https://www.w3.org/ns/activitystreams"'}
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    tmp = tmp_path_factory.mktemp("wellknown")
+    url = make_database_url(tmp)
+    yield tmp, url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def app_node(
+    module_database: tuple[Path, str]
+) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    tmp, url = module_database
+    async with running_app(node_settings(tmp, url)) as pair:
+        yield pair
 
 
 async def _webfinger(client: httpx.AsyncClient, resource: str | None) -> httpx.Response:
@@ -130,8 +159,12 @@ async def test_group_actor_document(app_node: tuple[Node, httpx.AsyncClient]) ->
 async def test_manually_approving_group_says_so(app_node: tuple[Node, httpx.AsyncClient]) -> None:
     node, client = app_node
     await node.db.execute("UPDATE actors SET manually_approves = 1 WHERE username = 'voisins'")
-    doc = (await client.get("/groups/voisins", headers=AP)).json()
-    assert doc["manuallyApprovesFollowers"] is True
+    try:
+        doc = (await client.get("/groups/voisins", headers=AP)).json()
+        assert doc["manuallyApprovesFollowers"] is True
+    finally:
+        await node.db.execute(
+            "UPDATE actors SET manually_approves = 0 WHERE username = 'voisins'")
 
 
 async def test_instance_actor_document(app_node: tuple[Node, httpx.AsyncClient]) -> None:
