@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Any
 
 from node.actors import LocalActor, actor_uri
 from node.context import Node
@@ -217,9 +216,7 @@ async def ask_private_reply(node: Node, post: dict, response: dict) -> None:
     await _private_note(node, author, response["responder_uri"], post, response, body)
 
 
+
 async def mark_fulfilled(node: Node, post: dict) -> dict:
+    """The help happened: the post closes, and every node that has it hears so (Update)."""
     return await service.change_status(node, post, "fulfilled")
-
-
-def summary(response: dict[str, Any]) -> str:
-    return response["responder_name"] or response["responder_uri"]

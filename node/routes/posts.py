@@ -252,7 +252,10 @@ async def status_view(request: Request) -> Response:
     if status is None:
         return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
     try:
-        await service.change_status(node_of(request), post, status)
+        if status == "fulfilled":
+            await responses.mark_fulfilled(node_of(request), post)
+        else:
+            await service.change_status(node_of(request), post, status)
     except PostError as exc:
         return await _post_page(request, post, user, 400, exc.errors)
     return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Status changed.")}),
