@@ -1,26 +1,33 @@
 """The inbox, end to end inside one process: a real RemotePeer (uvicorn on a loopback address)
 serves its actors' keys and signs what it posts; the node fetches those keys over HTTP, checks
 the signatures and stores what the handlers decide, in a real SQLite (or PostgreSQL) database.
+
+One node serves the whole module (starting a node with a fresh database is the slow part, on
+PostgreSQL above all); before each test the tables the inbox writes are emptied.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from activitypub.signatures import SigningKey, sign_request
 from activitypub.vocab import ACTIVITY_JSON, PUBLIC
 from node.context import Node
 from node.db import now
 from tests.conftest import node_settings, running_app
+from tests.databases import drop_postgres_database, make_database_url
 from tests.peers import PeerActor, RemotePeer
 from tests.peers import test_keypair as make_keypair
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BASE = "http://127.0.0.1:8999"
 ORG = f"{BASE}/groups/voisins"
@@ -29,14 +36,46 @@ SHARED_INBOX = f"{BASE}/inbox"
 LOCAL_NOTE = f"{BASE}/objects/local-note-1"
 
 
+# What the inbox writes; emptied before each test so that every test starts from a new node's
+# state without paying for a new node.
+INBOX_TABLES = ("inbox_log", "follows", "objects", "reactions", "deliveries", "activities",
+                "remote_actors", "hosts")
+
+
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    tmp = tmp_path_factory.mktemp("inbox")
+    url = make_database_url(tmp)
+    yield tmp, url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def app_node(
+    module_database: tuple[Path, str]
+) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    tmp, url = module_database
+    async with running_app(node_settings(tmp, url)) as pair:
+        yield pair
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def fresh_tables(app_node: tuple[Node, httpx.AsyncClient]) -> None:
+    node, _ = app_node
+    for table in INBOX_TABLES:
+        await node.db.execute(f"DELETE FROM {table}")
+    await node.db.execute("UPDATE actors SET manually_approves = 0")
+
+
 @pytest.fixture
-async def peer() -> AsyncIterator[RemotePeer]:
+def peer() -> Iterator[RemotePeer]:
     remote = RemotePeer("127.0.0.3")
     remote.add_actor("ana")
     remote.add_actor("bob")
-    await remote.astart()
+    remote.start()
     yield remote
-    await remote.astop()
+    remote.stop()
 
 
 def _activity(peer: RemotePeer, actor: PeerActor, kind: str, obj: Any, **extra: Any) -> dict:
