@@ -10,17 +10,22 @@ with its test keys; the node fetches the key over HTTP, verifies, and the test c
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from node.context import Node
 from node.db import now
+from tests.conftest import node_settings, running_app
+from tests.databases import drop_postgres_database, make_database_url
 from tests.peers import PeerActor, RemotePeer
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BASE = "http://127.0.0.1:8999"
@@ -62,12 +67,43 @@ def rewrite(doc: Any, sender: str, peer: RemotePeer, actor: PeerActor,
     return fix(doc)
 
 
+# One node for the module (a node start is the slow part); what the inbox writes is emptied
+# before each test.
+INBOX_TABLES = ("inbox_log", "follows", "objects", "reactions", "deliveries", "activities",
+                "remote_actors", "hosts")
+
+
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    tmp = tmp_path_factory.mktemp("payloads")
+    url = make_database_url(tmp)
+    yield tmp, url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def app_node(
+    module_database: tuple[Path, str]
+) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
+    tmp, url = module_database
+    async with running_app(node_settings(tmp, url)) as pair:
+        yield pair
+
+
+@pytest_asyncio.fixture(loop_scope="module", autouse=True)
+async def fresh_tables(app_node: tuple[Node, httpx.AsyncClient]) -> None:
+    node, _ = app_node
+    for table in INBOX_TABLES:
+        await node.db.execute(f"DELETE FROM {table}")
+
+
 @pytest.fixture
-async def peer() -> AsyncIterator[RemotePeer]:
+def peer() -> Iterator[RemotePeer]:
     remote = RemotePeer("127.0.0.3")
-    await remote.astart()
+    remote.start()
     yield remote
-    await remote.astop()
+    remote.stop()
 
 
 async def deliver(
