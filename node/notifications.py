@@ -140,30 +140,40 @@ async def _queue_email(node: Node, user_id: str, kind: str, payload: dict) -> No
     except (ValueError, TypeError) as exc:
         log.warning("notification email to %s not built: %s", row["email"], exc)
         return
-    # The request that caused the notification must not wait for a slow mail server.
-    task = asyncio.create_task(_send_logged(node.settings, message))
+    send_later(node.settings, message)
+
+
+def send_later(settings: Settings, message: EmailMessage) -> None:
+    """Sends an email in a thread; the request that caused it does not wait for the mail
+    server, and a failure is logged."""
+    task = asyncio.create_task(_send_logged(settings, message))
     _sending.add(task)
     task.add_done_callback(_sending.discard)
 
 
 def build_email(settings: Settings, to: str, kind: str, payload: dict,
                 locale: str) -> EmailMessage:
-    # A title from another server may hold line breaks: a header must be one line.
-    subject = " ".join(describe(kind, payload, locale).split())
+    subject = describe(kind, payload, locale)
     url = str(payload.get("url") or settings.url("/notifications"))
     if url.startswith("/"):
         url = settings.url(url)
     footer = translate(locale, "You receive this email because you have an account on %(node)s. "
                                "Choose what you follow on %(url)s.")
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = settings.smtp_from or f"entraide@{settings.domain or 'localhost'}"
-    message["To"] = to
+    message = new_email(settings, to, subject)
     message.set_content(
         f"{subject}\n\n{url}\n\n-- \n"
         + footer % {"node": settings.base_url, "url": settings.url("/account")} + "\n")
     # After set_content, which replaces every Content-* header.
     message["Content-Language"] = locale
+    return message
+
+
+def new_email(settings: Settings, to: str, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    # A title from another server may hold line breaks: a header must be one line.
+    message["Subject"] = " ".join(subject.split())
+    message["From"] = settings.smtp_from or f"entraide@{settings.domain or 'localhost'}"
+    message["To"] = to
     return message
 
 

@@ -66,6 +66,7 @@ async def test_sign_up_makes_a_member_with_a_person_actor_in_the_organisation(ap
     # Signed in at once; the Person is a real ActivityPub actor.
     page = await client.get("/account?welcome=1")
     assert page.status_code == 200 and "marie.dupont@example.org" in page.text
+    assert "@marie.dupont@127.0.0.1:8999" in page.text
     doc = (await client.get("/users/marie.dupont",
                             headers={"Accept": "application/activity+json"})).json()
     assert doc["type"] == "Person" and doc["publicKey"]["publicKeyPem"].startswith("-----BEGIN")

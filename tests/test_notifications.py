@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 
 from node import notifications
 from node.context import Node
-from tests.conftest import node_settings, running_app
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings, running_app
 from tests.nodes import csrf_from
 from tests.peers import free_port
 from tests.test_accounts import sign_up
@@ -199,3 +199,26 @@ async def test_a_post_written_here_notifies_followers_of_its_topics(app_node):
     assert [n.payload["title"] for n in await notifications.recent(node, watcher)] == \
         ["Winter coats"]
     assert await notifications.recent(node, writer) == []
+
+
+async def test_an_invitation_link_is_emailed_in_the_inviters_language(
+        tmp_path: Path, database_url: str, smtp_server):
+    mailbox, port = smtp_server
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+                             NODE_SMTP_PORT=str(port))
+    async with running_app(settings) as (node, client):
+        client.cookies.set("lang", "nl")
+        page = await client.get("/login")
+        await client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                                          "csrf_token": csrf_from(page.text)})
+        page = await client.get("/account/invitations")
+        resp = await client.post("/account/invitations", data={
+            "csrf_token": csrf_from(page.text), "email": "new@example.org", "role": "member"})
+        assert resp.status_code == 200
+        token = await node.db.fetch_val("SELECT token FROM invitations")
+        await notifications.wait_for_emails()
+    [message] = await asyncio.to_thread(wait_for_mail, mailbox, 1)
+    assert message["To"] == "new@example.org" and message["Content-Language"] == "nl"
+    assert message["Subject"] == f"{ADMIN_EMAIL} nodigt u uit bij {settings.org_name}"
+    body = message.get_content()
+    assert f"http://127.0.0.1:8999/invite/{token}" in body and "Hij werkt één keer" in body

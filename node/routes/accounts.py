@@ -14,7 +14,7 @@ from starlette.routing import Route
 from node import notifications
 from node.accounts import invitations, preferences, roles
 from node.accounts.errors import FormError
-from node.accounts.members import NewMember, create_member, user_organisations
+from node.accounts.members import NewMember, create_member, member_actor, user_organisations
 from node.actors import organisations
 from node.auth import authenticate
 from node.i18n import COOKIE, LOCALES, _, current_locale, language_cookie
@@ -122,8 +122,10 @@ async def logout(request: Request) -> Response:
 async def _account_page(request: Request, user: dict, errors: dict[str, str] | None = None,
                         status: int = 200, message: str | None = None) -> Response:
     node = node_of(request)
+    actor = await member_actor(node, user)
     return await render(
         request, "account/profile.html", status=status, errors=errors or {}, message=message,
+        handle=f"@{actor.username}@{node.settings.host}" if actor else "",
         followed=await preferences.followed(node, user["id"]),
         categories=preferences.category_choices(),
         neighbourhoods=preferences.neighbourhood_choices(node),
