@@ -337,3 +337,49 @@ async def test_an_offer_is_reported_then_withdrawn_through_the_posts_domain(app_
     assert any(post["uri"] in d["payload"] for d in deletes)
     resp = await admin_post(client, "remove-post", target=post["uri"])
     assert resp.status_code == 400 and "removed already" in resp.text
+
+
+@pytest.mark.e2e
+def test_two_nodes_forward_a_report_then_one_blocks_the_other(tmp_path):
+    """Real processes, real signatures both ways: A forwards a report about B's organisation;
+    B's queue gets it from A's instance actor. B then blocks A's domain: A's next delivery is
+    refused and nothing of it is stored on B."""
+    from tests.nodes import NodeProcess, csrf_from
+
+    a = NodeProcess(tmp_path / "a", host="127.0.0.2", org="quartier").start()
+    b = NodeProcess(tmp_path / "b", host="127.0.0.3", org="food").start()
+    try:
+        a.login()
+        b.login()
+        assert a.admin_action("follow", target=b.handle).status_code == 303
+        a.wait_until("SELECT 1 FROM follows WHERE followee_uri = :b AND state = 'accepted'",
+                     {"b": b.org_uri})
+        token = csrf_from(a.client.get("/report").text)
+        resp = a.client.post("/report", data={"csrf_token": token, "target": b.org_uri,
+                                              "reason": "posts phone numbers of people"})
+        assert resp.status_code == 200
+        report_id = a.query("SELECT id FROM reports")[0]["id"]
+        token = csrf_from(a.client.get("/moderation").text)
+        resp = a.client.post("/moderation/forward", data={"csrf_token": token,
+                                                          "report": report_id})
+        assert resp.status_code == 303
+        rows = b.wait_until("SELECT * FROM reports")
+        assert rows[0]["reporter_actor_uri"] == f"{a.base}/actor"
+        assert rows[0]["target_actor_uri"] == b.org_uri
+        assert rows[0]["reason"] == "posts phone numbers of people"
+        assert "posts phone numbers" in b.client.get("/moderation").text
+
+        token = csrf_from(b.client.get("/moderation").text)
+        resp = b.client.post("/moderation/block-domain", data={"csrf_token": token,
+                                                               "domain": "127.0.0.2"})
+        assert resp.status_code == 303
+        creates_before = b.query("SELECT COUNT(*) AS n FROM inbox_log")[0]["n"]
+        assert a.admin_action("unfollow", target=b.org_uri).status_code == 303
+        a.wait_until("SELECT 1 FROM deliveries WHERE host = :h AND state = 'failed' "
+                     "AND last_error LIKE 'HTTP 403%'", {"h": f"{b.host}:{b.port}"})
+        assert b.query("SELECT COUNT(*) AS n FROM inbox_log")[0]["n"] == creates_before
+        # The Undo was refused, so B still has the follow; its deliveries to A are skipped.
+        assert b.query("SELECT COUNT(*) AS n FROM follows")[0]["n"] >= 1
+    finally:
+        a.close()
+        b.close()
