@@ -320,3 +320,23 @@ async def test_log_in_returns_to_the_page_asked_but_never_to_another_site(app_en
             "email": "back@example.org", "password": PASSWORD,
             "csrf_token": csrf_from(page.text), "next": hostile})
         assert resp.status_code == 303 and resp.headers["location"] == "/", hostile
+
+
+async def test_two_sign_ups_with_one_address_at_once_make_one_account(app_en):
+    import asyncio
+
+    from node.accounts.errors import FormError
+    from node.accounts.members import NewMember, create_member
+
+    node, _client = app_en
+    before = await counts(node)
+    results = await asyncio.gather(*(
+        create_member(node, NewMember(email="twice@example.org", password=PASSWORD,
+                                      username=f"twice{n}", display_name="Twice"))
+        for n in range(2)), return_exceptions=True)
+    created = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if isinstance(r, FormError)]
+    assert len(created) == 1 and len(refused) == 1, results
+    assert "email" in refused[0].errors
+    users, actors, memberships = await counts(node)
+    assert (users, actors, memberships) == (before[0] + 1, before[1] + 1, before[2] + 1)

@@ -3,7 +3,7 @@ organisation, all or nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from node.accounts.errors import FormError
 from node.accounts.validation import (
@@ -88,19 +88,25 @@ async def create_member(
         org = orgs[0] if orgs else None
     user_id = new_id()
     password_hash = hash_password(clean.password)
-    async with node.db.transaction():
-        actor = await create_actor(node, "Person", clean.username, clean.display_name)
-        await node.db.execute(
-            "INSERT INTO users (id, email, password_hash, actor_id, role, created_at, "
-            "display_name, locale) VALUES (:i, :e, :p, :a, :r, :t, :n, :l)",
-            {"i": user_id, "e": clean.email, "p": password_hash, "a": actor.id, "r": role,
-             "t": now(), "n": clean.display_name, "l": clean.locale},
-        )
-        if org is not None:
+    try:
+        async with node.db.transaction():
+            actor = await create_actor(node, "Person", clean.username, clean.display_name)
             await node.db.execute(
-                "INSERT INTO memberships (user_id, org_id, role) VALUES (:u, :o, :r)",
-                {"u": user_id, "o": org.id, "r": role},
+                "INSERT INTO users (id, email, password_hash, actor_id, role, created_at, "
+                "display_name, locale) VALUES (:i, :e, :p, :a, :r, :t, :n, :l)",
+                {"i": user_id, "e": clean.email, "p": password_hash, "a": actor.id, "r": role,
+                 "t": now(), "n": clean.display_name, "l": clean.locale},
             )
+            if org is not None:
+                await node.db.execute(
+                    "INSERT INTO memberships (user_id, org_id, role) VALUES (:u, :o, :r)",
+                    {"u": user_id, "o": org.id, "r": role},
+                )
+    except Exception:
+        # Two sign-ups with the same address or handle at once: the second one loses on a
+        # unique constraint (or in create_actor) and is told why, like any other duplicate.
+        await check_new_member(node, replace(form, username=clean.username))
+        raise
     return user_id
 
 
