@@ -3,9 +3,11 @@ member (what that actor sends stays out of the member's sight)."""
 
 from __future__ import annotations
 
+import time
+
 from node.context import Node
 from node.db import now
-from node.moderation.domains import ModerationError
+from node.moderation.domains import CACHE_SECONDS, ModerationError
 
 NODE_WIDE = "*"
 
@@ -26,6 +28,7 @@ async def block_actor(node: Node, owner: str, actor_uri: str) -> str:
         "ON CONFLICT (owner, actor_uri) DO NOTHING",
         {"o": owner, "a": actor_uri, "t": now()},
     )
+    node._actor_blocks = None  # type: ignore[attr-defined]
     return actor_uri
 
 
@@ -36,13 +39,18 @@ async def unblock_actor(node: Node, owner: str, actor_uri: str) -> bool:
     await node.db.execute(
         "DELETE FROM actor_blocks WHERE owner = :o AND actor_uri = :a",
         {"o": owner, "a": actor_uri})
+    node._actor_blocks = None  # type: ignore[attr-defined]
     return bool(found)
 
 
 async def is_blocked_node_wide(node: Node, actor_uri: str) -> bool:
-    return bool(await node.db.fetch_val(
-        "SELECT 1 FROM actor_blocks WHERE owner = :o AND actor_uri = :a",
-        {"o": NODE_WIDE, "a": actor_uri}))
+    cached = getattr(node, "_actor_blocks", None)
+    if cached is None or time.monotonic() - cached[0] >= CACHE_SECONDS:
+        rows = await node.db.fetch_all(
+            "SELECT actor_uri FROM actor_blocks WHERE owner = :o", {"o": NODE_WIDE})
+        cached = (time.monotonic(), frozenset(r["actor_uri"] for r in rows))
+        node._actor_blocks = cached  # type: ignore[attr-defined]
+    return actor_uri in cached[1]
 
 
 async def blocked_by(node: Node, owner: str) -> list[str]:

@@ -4,6 +4,7 @@ its activities are refused at the inbox."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from urllib.parse import urlsplit
 
 from node.context import Node
@@ -61,6 +62,7 @@ async def block_domain(node: Node, domain: str, reason: str = "", by: str | None
         "VALUES (:d, :r, :b, :t) ON CONFLICT (domain) DO UPDATE SET reason = excluded.reason",
         {"d": domain, "r": reason.strip()[:500], "b": by, "t": now()},
     )
+    forget_cache(node)
     return domain
 
 
@@ -69,12 +71,32 @@ async def unblock_domain(node: Node, domain: str) -> bool:
     found = await node.db.fetch_val(
         "SELECT 1 FROM domain_blocks WHERE domain = :d", {"d": domain})
     await node.db.execute("DELETE FROM domain_blocks WHERE domain = :d", {"d": domain})
+    forget_cache(node)
     return bool(found)
 
 
 async def blocked_domains(node: Node) -> list[dict]:
     return await node.db.fetch_all(
         "SELECT domain, reason, created_at FROM domain_blocks ORDER BY domain")
+
+
+# Blocks are read on every inbox POST and every delivery: each process keeps the list for this
+# long (a block made in another process takes effect within it; one made here, at once).
+CACHE_SECONDS = 2.0
+
+
+async def _blocked_set(node: Node) -> frozenset[str]:
+    cached = getattr(node, "_domain_blocks", None)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    rows = await node.db.fetch_all("SELECT domain FROM domain_blocks")
+    domains = frozenset(r["domain"] for r in rows)
+    node._domain_blocks = (time.monotonic(), domains)  # type: ignore[attr-defined]
+    return domains
+
+
+def forget_cache(node: Node) -> None:
+    node._domain_blocks = None  # type: ignore[attr-defined]
 
 
 async def is_blocked(node: Node, host_or_url: str | None) -> bool:
@@ -84,17 +106,12 @@ async def is_blocked(node: Node, host_or_url: str | None) -> bool:
     hostname = hostname_of(host_or_url)
     if not hostname:
         return False
-    # Every suffix of the name, so that one indexed lookup answers for subdomains too.
-    labels = hostname.split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels))]
+    domains = await _blocked_set(node)
+    if not domains:
+        return False
     try:
         ipaddress.ip_address(hostname)
-        candidates = [hostname]
+        return hostname in domains
     except ValueError:
-        pass
-    params = {f"d{i}": c for i, c in enumerate(candidates)}
-    found = await node.db.fetch_val(
-        f"SELECT 1 FROM domain_blocks WHERE domain IN ({', '.join(':' + k for k in params)})",
-        params,
-    )
-    return bool(found)
+        labels = hostname.split(".")
+        return any(".".join(labels[i:]) in domains for i in range(len(labels)))
