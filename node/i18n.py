@@ -229,6 +229,15 @@ def format_number(value: Any, locale: str | None = None) -> str:
     return format_decimal(number, locale=_babel_locale(locale or _current.get()))
 
 
+def language_name(code: str, locale: str | None = None) -> str:
+    """A language code ("ar", "nl") as the reader calls it ("arabe", "néerlandais")."""
+    try:
+        name = Locale.parse(code).get_display_name(_babel_locale(locale or _current.get()))
+    except (ValueError, TypeError):
+        return code
+    return name or code
+
+
 def language_url(url: Any, locale: str) -> str:
     """The same page (path and query) in another language: what the switcher links to."""
     switched = url.include_query_params(lang=locale)
@@ -236,12 +245,14 @@ def language_url(url: Any, locale: str) -> str:
 
 
 def install(environment: Any) -> None:
-    """Gives a Jinja environment `_`, `gettext`, `ngettext` and the `date`, `datetime` and
-    `number` filters, all following the locale of the request being rendered."""
+    """Gives a Jinja environment `_`, `gettext`, `ngettext` and the `date`, `datetime`,
+    `number` and `language_name` filters, all following the locale of the request being
+    rendered."""
     environment.install_gettext_callables(gettext, ngettext, newstyle=True)
     environment.filters["date"] = format_date
     environment.filters["datetime"] = format_datetime
     environment.filters["number"] = format_number
+    environment.filters["language_name"] = language_name
     environment.globals["current_locale"] = current_locale
     environment.globals["language_url"] = language_url
     environment.globals["LOCALES"] = LOCALES

@@ -182,3 +182,20 @@ async def test_published_dates_are_shown_in_the_readers_language(app_node):
         page = await client.get(f"/?lang={locale}")
         assert shown in page.text, (locale, shown)
         assert note["published"] not in page.text
+
+
+def test_language_names_in_the_readers_language():
+    assert i18n.language_name("ar", "fr") == "arabe"
+    assert i18n.language_name("nl", "fr") == "néerlandais"
+    assert i18n.language_name("uk", "nl") == "Oekraïens"
+    assert i18n.language_name("fr", "en") == "French"
+    assert i18n.language_name("not a code", "fr") == "not a code"
+
+
+async def test_the_post_form_names_languages_in_the_readers_language(app_node):
+    _node, client = app_node
+    await sign_up(client, "talen@example.org")
+    dutch = await client.get("/posts/new?kind=need&lang=nl")
+    assert "> Arabisch</label>" in dutch.text and "> Oekraïens</label>" in dutch.text
+    french = await client.get("/posts/new?kind=need&lang=fr")
+    assert "> arabe</label>" in french.text
