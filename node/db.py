@@ -304,6 +304,9 @@ class _Postgres:
     @staticmethod
     def _args(query: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
         sql, names = _numbered(query)
+        missing = [n for n in names if n not in values]
+        if missing:
+            raise ValueError(f"no value given for :{', :'.join(missing)}")
         return sql, [values[n] for n in names]
 
     async def _call(self, method: str, query: str, *args: Any) -> Any:
