@@ -273,8 +273,15 @@ class _Sqlite:
                 if not commit:
                     await conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
                 await conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            elif commit:
+                try:
+                    await conn.execute("COMMIT")
+                except BaseException:
+                    # A failed COMMIT leaves the transaction open on the shared writer.
+                    await conn.execute("ROLLBACK")
+                    raise
             else:
-                await conn.execute("COMMIT" if commit else "ROLLBACK")
+                await conn.execute("ROLLBACK")
         finally:
             self.depth.reset(depth_token)
             if tx_token is not None:

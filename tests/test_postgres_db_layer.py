@@ -132,3 +132,18 @@ async def test_many_concurrent_writers_and_readers(db: Database) -> None:
     scores = await asyncio.gather(*(one(n) for n in range(60)))
     assert scores == [n / 2 for n in range(60)]
     assert await db.fetch_val("SELECT COUNT(*) FROM items") == 60
+
+
+async def test_a_commit_that_fails_leaves_the_database_usable(db: Database) -> None:
+    await db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    await db.execute("CREATE TABLE child (pid INTEGER REFERENCES parent(id) "
+                     "DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(Exception) as caught:
+        async with db.transaction():
+            await db.execute("INSERT INTO child (pid) VALUES (7)")  # checked at COMMIT
+    assert "foreign key" in str(caught.value).lower()
+    assert await db.fetch_val("SELECT COUNT(*) FROM child") == 0
+    async with db.transaction():
+        await db.execute("INSERT INTO parent (id) VALUES (7)")
+        await db.execute("INSERT INTO child (pid) VALUES (7)")
+    assert await db.fetch_val("SELECT COUNT(*) FROM child") == 1
