@@ -27,8 +27,8 @@ from tests.peers import RemotePeer
 
 pytestmark = pytest.mark.e2e
 
-ACTIVITIES = 24
-INBOXES_PER_ACTIVITY = 10  # 240 jobs, all due at once
+ACTIVITIES = 16
+INBOXES_PER_ACTIVITY = 10  # 160 jobs, all due at once
 
 
 async def _queue_jobs(env: dict[str, str], org: str, inboxes: list[str]) -> list[str]:
