@@ -56,20 +56,34 @@ async def _seed_followers(node: Node, followee: str, followers: int, hosts: int,
     await bulk_insert(node.db, "follows", follows)
 
 
-async def _measure(node: Node, org, sender: str) -> dict:
+async def _worker_processes(env: dict[str, str], count: int) -> list[asyncio.subprocess.Process]:
+    """`python -m node worker` processes, started before the post so that startup is not timed
+    (they poll the queue every second, as in production)."""
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node", "worker", cwd=REPO, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        for _ in range(count)]
+    await asyncio.sleep(3)
+    return procs
+
+
+async def _measure(node: Node, org, sender: str, env: dict[str, str] | None = None,
+                   processes: int = 0) -> dict:
     note = {"id": node.url("/posts/fanout"), "type": "Note", "attributedTo": sender,
             "content": "<p>Distribution de colis ce samedi</p>",
             "to": ["https://www.w3.org/ns/activitystreams#Public"], "cc": [f"{sender}/followers"]}
     activity = {"@context": "https://www.w3.org/ns/activitystreams",
                 "id": node.url("/posts/fanout/activity"), "type": "Create", "actor": sender,
                 "object": note, "to": note["to"], "cc": note["cc"]}
+    procs = await _worker_processes(env or {}, processes) if processes else []
     reset_peak_rss()
     base_rss = peak_rss_mb()
     start = time.perf_counter()
     queued = await publish(node, org, activity)
     published = time.perf_counter() - start
     worker = DeliveryWorker(node)
-    task = asyncio.create_task(worker.run())
+    if not procs:
+        task = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         left = await node.db.fetch_val(
@@ -78,12 +92,19 @@ async def _measure(node: Node, org, sender: str) -> dict:
             break
         await asyncio.sleep(0.05)
     delivered_in = time.perf_counter() - start
-    await worker.stop()
-    task.cancel()
+    if procs:
+        rss = max(peak_rss_mb(p.pid) for p in procs)
+        for proc in procs:
+            proc.terminate()
+            await proc.wait()
+    else:
+        rss = peak_rss_mb() - base_rss
+        await worker.stop()
+        task.cancel()
     states = await node.db.fetch_all(
         "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
     return {"queued": queued, "publish_s": published, "total_s": delivered_in,
-            "rss_mb": peak_rss_mb() - base_rss, "states": {r["state"]: r["n"] for r in states}}
+            "rss_mb": rss, "states": {r["state"]: r["n"] for r in states}}
 
 
 async def _prepare(env: dict[str, str], followers: int, hosts: int, sink_port: int) -> str:
@@ -102,14 +123,16 @@ async def _prepare(env: dict[str, str], followers: int, hosts: int, sink_port: i
         await node.stop()
 
 
-async def _deliver(env: dict[str, str], concurrency: int, sink_url: str) -> dict:
+async def _deliver(env: dict[str, str], concurrency: int, sink_url: str, processes: int
+                   ) -> dict:
     settings = dataclasses.replace(load_settings(env), worker_concurrency=concurrency)
     node = Node.create(settings)
     await node.start()
     try:
         org = await by_username(node, settings.org_username, "Group")
         assert org is not None
-        result = await _measure(node, org, node.url(f"/groups/{org.username}"))
+        result = await _measure(node, org, node.url(f"/groups/{org.username}"), env,
+                                processes)
     finally:
         await node.stop()
     async with httpx.AsyncClient() as client:
@@ -135,7 +158,7 @@ def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None
             if sink.stdout is None or sink.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"sink did not start: {sink_log.read_text()}")
             r = asyncio.run(_deliver(env, args.concurrency,
-                                     f"http://{address(0)}:{sink_port}/count"))
+                                     f"http://{address(0)}:{sink_port}/count", args.processes))
         finally:
             sink.terminate()
             sink.wait(timeout=10)
@@ -143,7 +166,8 @@ def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None
     rate = sink_count["deliveries"] / r["total_s"] if r["total_s"] else 0
     print(f"  {kind:8} followers={followers:>7} hosts={hosts:>6} queued={r['queued']:>6} "
           f"publish={r['publish_s'] * 1000:7.1f}ms deliver-all={r['total_s']:6.2f}s "
-          f"{rate:6.0f} deliveries/s  +RSS={r['rss_mb']:.0f}MB  "
+          f"{rate:6.0f} deliveries/s  {'worker RSS' if args.processes else '+RSS'}="
+          f"{r['rss_mb']:.0f}MB  "
           f"delivery/sign = 1:{sign_rate / rate if rate else float('nan'):.0f}", flush=True)
     print(f"           sink: {sink_count['deliveries']} received, {sink_count['hosts']} hosts, "
           f"{sink_count['duplicates']} duplicates, {sink_count['bad_signatures']} bad "
@@ -153,7 +177,9 @@ def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None
 def main() -> None:
     args = arguments(__doc__, "1000,10000",
                      per_host=(int, 10, "followers per host (hosts = followers / per-host)"),
-                     concurrency=(int, 64, "deliveries in flight in the worker"))
+                     concurrency=(int, 64, "deliveries in flight in the in-process worker"),
+                     processes=(int, 0, "deliver with this many `python -m node worker` "
+                                "processes (16 in flight each) instead of one in-process worker"))
     sign_rate, verify_rate = rsa_rates()
     print(f"fan-out of one post; raw RSA-2048 on this machine: sign {sign_rate:,.0f}/s, "
           f"verify {verify_rate:,.0f}/s (one core)")
