@@ -16,9 +16,10 @@ def collection(uri: str, total: int) -> dict[str, Any]:
         "type": "OrderedCollection",
         "totalItems": total,
     }
-    if total:
-        doc["first"] = f"{uri}?page=1"
-        doc["last"] = f"{uri}?page={max(1, -(-total // PAGE_SIZE))}"
+    # Always a first page, even an empty one: Mastodon takes a collection without `first` for
+    # a hidden one and would not show the count.
+    doc["first"] = f"{uri}?page=1"
+    doc["last"] = f"{uri}?page={max(1, -(-total // PAGE_SIZE))}"
     return doc
 
 

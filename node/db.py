@@ -1,15 +1,15 @@
-"""Database access: SQLite (WAL) by default, PostgreSQL for scale-out, one API for both.
+"""Database access through `databases`: SQLite (WAL) by default, PostgreSQL for scale-out,
+one API for both.
 
-Queries are written once with `:name` parameters. The layer talks to aiosqlite and asyncpg
-directly; it replaced `databases` after a profile of the inbox showed that library opening a new
-SQLite connection (and thread) for every query outside a transaction, which cost most of the
-time of a request and dropped the per-connection PRAGMAs (synchronous, foreign_keys).
-
-- SQLite: one writer connection, guarded by a lock for single statements and for whole
-  transactions (`BEGIN IMMEDIATE`, so that two processes never deadlock upgrading a read lock),
-  and a few reader connections, which WAL lets run beside the writer.
-- PostgreSQL: an asyncpg pool; `:name` is rewritten once per query text to `$n`, and asyncpg
-  keeps each connection's prepared statements, so a hot query is parsed and planned once.
+Queries are written once with `:name` parameters and run through `databases` (aiosqlite or
+asyncpg underneath). Two things are arranged around it, after a profile of the inbox:
+- SQLite: `databases` opens a new connection (and thread) for every query made outside a
+  connection block, and loses the per-connection PRAGMAs (synchronous, foreign_keys). So this
+  layer holds `databases` connections open for the process's life: one writer, guarded by a lock
+  for single statements and whole transactions (`BEGIN IMMEDIATE`, so that two processes never
+  deadlock upgrading a read lock), and a few readers, which WAL lets run beside the writer.
+- PostgreSQL: `databases`' asyncpg pool; each task gets its own connection, a transaction keeps
+  it, and a nested transaction becomes a savepoint.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import contextvars
 import json
 import re
-import sqlite3
 import time
 import uuid
 from collections.abc import Mapping
@@ -26,7 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
+import databases
+from databases.core import Connection
 
 READERS = 4
 POOL_SIZE = 10
@@ -54,17 +54,22 @@ def dumps(value: Any) -> str:
 
 
 @lru_cache(maxsize=2048)
-def _numbered(query: str) -> tuple[str, tuple[str, ...]]:
-    """`:name` placeholders to PostgreSQL's `$n`, with the names in order (cached per text)."""
-    names: list[str] = []
+def _names(query: str) -> frozenset[str]:
+    return frozenset(_BIND.findall(query))
 
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
 
-    return _BIND.sub(number, query), tuple(names)
+def _bind(query: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the query names, no more (SQLAlchemy's text() refuses extra ones), and a clear
+    error for a name without a value."""
+    names = _names(query)
+    missing = names - values.keys()
+    if missing:
+        raise ValueError(f"no value given for :{', :'.join(sorted(missing))}")
+    return {name: values[name] for name in names}
+
+
+def _dicts(records: list[Any]) -> list[dict]:
+    return [dict(record._mapping) for record in records]
 
 
 @lru_cache(maxsize=2048)
@@ -84,7 +89,7 @@ class Database:
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._backend = _Sqlite(path or ":memory:")
+            self._backend = _Sqlite(url, path or ":memory:")
         else:
             self._backend = _Postgres(url.replace("postgres://", "postgresql://", 1))
 
@@ -141,28 +146,32 @@ class Transaction:
 # --- SQLite -------------------------------------------------------------------------------------
 
 class _Sqlite:
-    def __init__(self, path: str) -> None:
+    def __init__(self, url: str, path: str) -> None:
         self.path = path
         self.shared_memory = path == ":memory:"  # one connection: readers would see another DB
-        self.writer: aiosqlite.Connection | None = None
+        # `timeout` goes to sqlite3.connect: wait this long on another process's write lock.
+        self.database = databases.Database(url, timeout=30)
+        self.writer: Connection | None = None
         self.writes = 0
         self.write_lock = asyncio.Lock()
-        self.readers: list[aiosqlite.Connection] = []
-        self.idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self.in_tx: contextvars.ContextVar[aiosqlite.Connection | None] = \
+        self.readers: list[Connection] = []
+        self.idle: asyncio.Queue[Connection] = asyncio.Queue()
+        self.in_tx: contextvars.ContextVar[Connection | None] = \
             contextvars.ContextVar(f"sqlite_tx_{id(self)}", default=None)
         self.depth: contextvars.ContextVar[int] = \
             contextvars.ContextVar(f"sqlite_depth_{id(self)}", default=0)
 
-    async def _open(self) -> aiosqlite.Connection:
-        # isolation_level=None: autocommit; transactions are begun explicitly below.
-        conn = await aiosqlite.connect(self.path, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+    async def _open(self) -> Connection:
+        # A `databases` connection held open: its aiosqlite connection (autocommit; transactions
+        # are begun explicitly below) and its PRAGMAs live as long as the process.
+        conn = Connection(self.database, self.database._backend)
+        await conn.__aenter__()
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     async def connect(self) -> None:
+        await self.database.connect()
         self.writer = await self._open()
         if not self.shared_memory:
             await self.writer.execute("PRAGMA journal_mode=WAL")
@@ -176,25 +185,22 @@ class _Sqlite:
 
     async def disconnect(self) -> None:
         for conn in self.readers:
-            await conn.close()
+            await conn.__aexit__()
         self.readers.clear()
         self.idle = asyncio.Queue()
         if self.writer is not None:
-            await self.writer.close()
+            await self.writer.__aexit__()
             self.writer = None
+        await self.database.disconnect()
 
-    async def _reader(self) -> aiosqlite.Connection:
+    async def _reader(self) -> Connection:
         if self.idle.empty() and len(self.readers) < READERS:
             conn = await self._open()
             self.readers.append(conn)
             return conn
         return await self.idle.get()
 
-    @staticmethod
-    def _rows(cursor_rows: list[sqlite3.Row]) -> list[dict]:
-        return [dict(zip(row.keys(), tuple(row), strict=True)) for row in cursor_rows]
-
-    async def _write(self, query: str, values: Mapping[str, Any], many: bool = False,
+    async def _write(self, query: str, values: Any, many: bool = False,
                      fetch: bool = False, one: bool = False) -> Any:
         conn = self.in_tx.get()
         if conn is not None:
@@ -216,19 +222,26 @@ class _Sqlite:
                 return None
             return await self._run(self.writer, query, values, many, fetch, one)
 
-    async def _run(self, conn: aiosqlite.Connection, query: str, values: Any, many: bool,
+    @staticmethod
+    async def _run(conn: Connection, query: str, values: Any, many: bool,
                    fetch: bool, one: bool) -> Any:
         if many:
-            await conn.executemany(query, [dict(v) for v in values])
+            # `databases` compiles the text once per row (about 0.5 ms each); sqlite3 takes
+            # `:name` itself, so a batch goes to the held connection's executemany directly.
+            await conn.raw_connection.executemany(query, [_bind(query, v) for v in values])
             return None
-        async with conn.execute(query, dict(values)) as cursor:
-            if fetch and one:
-                row = await cursor.fetchone()
-                return self._rows([row]) if row is not None else []
-            if fetch:
-                return self._rows(await cursor.fetchall())
-            # As `databases` did: the new row id after an INSERT, else the row count.
-            return cursor.rowcount if not cursor.lastrowid else cursor.lastrowid
+        bound = _bind(query, values)
+        if "%" in query:
+            # `databases`' SQLite backend %-formats the query text for its debug log, which
+            # fails on a literal % (a LIKE pattern): sqlite3 runs such a query itself.
+            return await _raw_sqlite(conn, query, bound, fetch, one)
+        if fetch and one:
+            row = await conn.fetch_one(query, bound)
+            return _dicts([row]) if row is not None else []
+        if fetch:
+            return _dicts(await conn.fetch_all(query, bound))
+        # `databases`: the new row id after an INSERT, else the row count.
+        return await conn.execute(query, bound)
 
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
         return await self._write(query, values)
@@ -241,11 +254,7 @@ class _Sqlite:
             return await self._write(query, values, fetch=True, one=one)
         conn = await self._reader()
         try:
-            async with conn.execute(query, dict(values)) as cursor:
-                if one:
-                    row = await cursor.fetchone()
-                    return self._rows([row]) if row is not None else []
-                return self._rows(await cursor.fetchall())
+            return await self._run(conn, query, values, False, True, one)
         finally:
             self.idle.put_nowait(conn)
 
@@ -289,86 +298,76 @@ class _Sqlite:
                 self.write_lock.release()
 
 
+async def _raw_sqlite(conn: Connection, query: str, values: dict[str, Any], fetch: bool,
+                      one: bool) -> Any:
+    async with conn.raw_connection.execute(query, values) as cursor:
+        if not fetch:
+            return cursor.lastrowid or cursor.rowcount
+        rows = [await cursor.fetchone()] if one else await cursor.fetchall()
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in rows if row is not None]
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 class _Postgres:
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.pool: Any = None
-        self.in_tx: contextvars.ContextVar[Any] = \
-            contextvars.ContextVar(f"pg_tx_{id(self)}", default=None)
+        self.database = databases.Database(url, min_size=1, max_size=POOL_SIZE)
+        self.depth: contextvars.ContextVar[int] = \
+            contextvars.ContextVar(f"pg_depth_{id(self)}", default=0)
 
     async def connect(self) -> None:
-        import asyncpg
-
-        self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=POOL_SIZE)
+        await self.database.connect()
 
     async def disconnect(self) -> None:
-        if self.pool is not None:
-            await self.pool.close()
-            self.pool = None
-
-    @staticmethod
-    def _args(query: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        sql, names = _numbered(query)
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise ValueError(f"no value given for :{', :'.join(missing)}")
-        return sql, [values[n] for n in names]
-
-    async def _call(self, method: str, query: str, *args: Any) -> Any:
-        conn = self.in_tx.get()
-        if conn is not None:
-            return await getattr(conn, method)(query, *args)
-        assert self.pool is not None, "the database is not connected"
-        async with self.pool.acquire() as conn:
-            return await getattr(conn, method)(query, *args)
+        await self.database.disconnect()
 
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
-        sql, args = self._args(query, values)
-        return await self._call("fetchval", sql, *args)
+        # asyncpg underneath: the first value a RETURNING clause gives, else None.
+        return await self.database.execute(query, _bind(query, values))
 
     async def execute_many(self, query: str, values: list[Mapping[str, Any]]) -> None:
-        sql, names = _numbered(query)
-        rows = [[v[n] for n in names] for v in values]
-        conn = self.in_tx.get()
-        if conn is not None:
-            await conn.executemany(sql, rows)
-            return
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(sql, rows)
+        handle = await self.begin()
+        try:
+            await self.database.execute_many(query, [_bind(query, v) for v in values])
+        except BaseException:
+            await self.end(handle, commit=False)
+            raise
+        await self.end(handle, commit=True)
 
     async def fetch(self, query: str, values: Mapping[str, Any], one: bool) -> list[dict]:
-        sql, args = self._args(query, values)
+        bound = _bind(query, values)
         if one:
-            row = await self._call("fetchrow", sql, *args)
-            return [dict(row)] if row is not None else []
-        return [dict(r) for r in await self._call("fetch", sql, *args)]
+            row = await self.database.fetch_one(query, bound)
+            return _dicts([row]) if row is not None else []
+        return _dicts(await self.database.fetch_all(query, bound))
 
     async def begin(self) -> tuple[Any, ...]:
-        outer = self.in_tx.get()
-        if outer is not None:
-            tx = outer.transaction()  # asyncpg makes a nested transaction a savepoint
-            await tx.start()
-            return (tx, None, None)
-        assert self.pool is not None, "the database is not connected"
-        conn = await self.pool.acquire()
+        # The task's own `databases` connection is held for the whole transaction; statements
+        # are explicit (as on SQLite) so that a COMMIT refused by a deferred constraint still
+        # releases the connection, which `databases`' Transaction object does not do.
+        conn = self.database.connection()
+        await conn.__aenter__()
+        depth = self.depth.get()
+        name = f"sp{depth}" if depth else None
         try:
-            tx = conn.transaction()
-            await tx.start()
+            await conn.execute(f"SAVEPOINT {name}" if name else "BEGIN")
         except BaseException:
-            await self.pool.release(conn)
+            await conn.__aexit__()
             raise
-        return (tx, conn, self.in_tx.set(conn))
+        return (conn, name, self.depth.set(depth + 1))
 
     async def end(self, handle: tuple[Any, ...], commit: bool) -> None:
-        tx, conn, token = handle
+        conn, savepoint, depth_token = handle
         try:
-            if commit:
-                await tx.commit()
+            if savepoint is not None:
+                if not commit:
+                    await conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                await conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            elif commit:
+                await conn.execute("COMMIT")  # a refused COMMIT ends the transaction too
             else:
-                await tx.rollback()
+                await conn.execute("ROLLBACK")
         finally:
-            if conn is not None:
-                self.in_tx.reset(token)
-                await self.pool.release(conn)
+            self.depth.reset(depth_token)
+            await conn.__aexit__()

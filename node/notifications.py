@@ -59,9 +59,10 @@ async def notify(node: Node, user_id: str, kind: str, payload: dict) -> int:
     """Stores a notification for a member and emails it when SMTP is configured."""
     if kind not in MESSAGES:
         raise ValueError(f"unknown notification kind {kind!r}")
-    notification_id = await node.db.execute(
+    # RETURNING: the new id on both dialects (execute() gives it on SQLite only).
+    notification_id = await node.db.fetch_val(
         "INSERT INTO notifications (user_id, kind, payload, is_read, created_at) "
-        "VALUES (:u, :k, :p, 0, :t)",
+        "VALUES (:u, :k, :p, 0, :t) RETURNING id",
         {"u": user_id, "k": kind, "p": dumps(payload), "t": now()},
     )
     if node.settings.smtp_host:

@@ -187,3 +187,22 @@ async def test_authorized_fetch_is_off_by_default(
     assert node.settings.authorized_fetch is False
     assert (await client.get("/groups/voisins", headers=AP)).status_code == 200
     assert (await client.get("/groups/voisins/outbox", headers=AP)).status_code == 200
+
+
+async def test_a_post_needs_a_signed_fetch_for_json_but_its_page_stays_open(
+    secure_node: tuple[Node, httpx.AsyncClient], peer: RemotePeer
+) -> None:
+    from tests.test_posts_pages import NEED, login, member, post_form
+
+    node, client = secure_node
+    await member(node, "ana@example.org", person="ana")
+    await login(client, "ana@example.org")
+    assert (await post_form(client, "need", NEED)).status_code == 303
+    path = "/posts/" + await node.db.fetch_val("SELECT id FROM posts")
+    client.cookies.clear()
+    unsigned = await client.get(path, headers=AP)
+    assert unsigned.status_code == 401
+    signed = await client.get(path, headers=_signed(peer.actors["ana"].key, path))
+    assert signed.status_code == 200 and signed.json()["purpose"] == "request"
+    page = await client.get(path, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and NEED["title"] in page.text

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 
 from activitypub.vocab import PUBLIC_ALIASES, as_list, id_of, types_of
 from node.actors import create_actor
@@ -236,11 +235,10 @@ async def test_followers_only_need_is_private_and_not_on_tag_pages(
     assert listing["totalItems"] == 0 and listing["orderedItems"] == []
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "a member's followers-only post is addressed to the organisation's followers only; "
-    "Mastodon reads visibility against the sender's own followers collection, so it "
-    "becomes a direct message that mentions nobody, and Mastodon refuses to let the Group "
-    "Announce a non-public status: the organisation's Mastodon followers never see it"))
+# A member's followers-only post is also addressed to the member's own followers collection,
+# so that Mastodon reads it as followers-only (it judges visibility against the sender's own
+# followers), not as a direct message to nobody. Mastodon still refuses the Group's Announce of
+# a non-public status, so the organisation's Mastodon followers see only public posts.
 async def test_member_followers_only_need_reaches_the_organisation_followers(
     app_node: tuple[Node, httpx.AsyncClient],
 ) -> None:

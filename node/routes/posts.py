@@ -25,6 +25,7 @@ from node.posts.validation import (
     VISIBILITIES,
     PostError,
 )
+from node.routes.signed_fetch import signed_fetch
 from node.web_support import TEMPLATES, CsrfError, check_csrf, current_user, node_of, render
 
 LANGUAGES = ("fr", "nl", "en", "ar", "es", "pt", "ro", "ru", "tr", "uk", "de", "it", "pl")
@@ -369,7 +370,7 @@ routes = [
     Route("/posts", list_view),
     Route("/posts/new", new_view, methods=["GET", "POST"]),
     Route("/posts/mine", mine_view),
-    Route("/posts/{post_id}", post_view),
+    Route("/posts/{post_id}", signed_fetch(post_view, json_only=True)),
     Route("/posts/{post_id}/edit", edit_view, methods=["GET", "POST"]),
     Route("/posts/{post_id}/status", status_view, methods=["POST"]),
     Route("/posts/{post_id}/respond", respond_view, methods=["POST"]),
