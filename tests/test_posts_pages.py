@@ -320,3 +320,33 @@ async def test_the_author_edits_a_post_and_others_cannot(app_node):
                              data={"csrf_token": csrf(page), "action": "withdraw"})
     assert resp.status_code == 403
     assert await node.db.fetch_val("SELECT status FROM posts") == "open"
+
+
+async def test_a_member_who_blocks_a_responder_no_longer_sees_them(app_node):
+    from node.moderation.blocks import block_actor
+
+    node, client = app_node
+    author_id = await member(node, "author@example.org", person="author")
+    await member(node, "pest@example.org", person="pest")
+    await member(node, "kind@example.org", person="kind")
+    await login(client, "author@example.org")
+    await post_form(client, "need", NEED)
+    post = await node.db.fetch_one("SELECT * FROM posts")
+    for email, text in (("pest@example.org", "Unpleasant words."),
+                        ("kind@example.org", "We can host you.")):
+        await login(client, email)
+        page = await client.get(f"/posts/{post['id']}")
+        resp = await client.post(f"/posts/{post['id']}/respond",
+                                 data={"csrf_token": csrf(page), "message": text})
+        assert resp.status_code == 303
+    pest_response = await node.db.fetch_val(
+        "SELECT id FROM responses WHERE responder_uri = :u", {"u": node.url("/users/pest")})
+
+    await block_actor(node, author_id, node.url("/users/pest"))
+    await login(client, "author@example.org")
+    listing = (await client.get(f"/posts/{post['id']}/responses")).text
+    assert "We can host you." in listing and "Unpleasant words." not in listing
+    conversation = (await client.get(f"/responses/{pest_response}")).text
+    assert "Unpleasant words." not in conversation
+    # The block is the author's alone: the response is still stored, nothing was deleted.
+    assert await node.db.fetch_val("SELECT COUNT(*) FROM responses") == 2

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
 from node.actors import by_username
+from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.posts import categories, publishing, queries, responses, service, wire
 from node.posts.responses import ResponseError
@@ -295,9 +296,13 @@ async def responses_view(request: Request) -> Response:
 async def _responses_page(request: Request, post: dict, errors: dict | None = None,
                           status: int = 200) -> Response:
     node = node_of(request)
+    user = await current_user(request)
+    hidden = await hidden_from(node, user["id"] if user else None)
+    shown = [r for r in await responses.responses_of(node, post["id"])
+             if r["responder_uri"] not in hidden]
     return await render(request, "posts/responses.html", status=status, post=post,
-                        responses=await responses.responses_of(node, post["id"]),
-                        errors=errors or {}, message=request.query_params.get("msg", ""))
+                        responses=shown, errors=errors or {},
+                        message=request.query_params.get("msg", ""))
 
 
 async def _response_and_post(request: Request) -> tuple[dict | None, dict | None]:
@@ -349,10 +354,12 @@ async def conversation_view(request: Request) -> Response:
             except ResponseError as exc:
                 errors, status = exc.errors, 400
     node = node_of(request)
+    hidden = await hidden_from(node, user["id"])
+    messages = [m for m in await responses.messages_of(node, response["id"])
+                if m["sender_uri"] not in hidden]
     return await render(
         request, "posts/conversation.html", status=status, post=post, response=response,
-        messages=await responses.messages_of(node, response["id"]), errors=errors,
-        manage=queries.can_manage(user, post))
+        messages=messages, errors=errors, manage=queries.can_manage(user, post))
 
 
 async def mine_view(request: Request) -> Response:
