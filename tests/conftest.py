@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from node.app import create_app
 from node.config import Settings, load_settings
@@ -57,3 +58,21 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[Node, httpx.Asy
 async def app_node(tmp_path: Path, database_url: str):
     async with running_app(node_settings(tmp_path, database_url)) as (node, client):
         yield node, client
+
+
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    url = make_database_url(tmp)
+    yield tmp, url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def module_node(module_database: tuple[Path, str]):
+    """One node for a whole test module (starting a node is the slow part); the module's
+    tests run in the module's event loop (`pytest.mark.asyncio(loop_scope="module")`)."""
+    tmp, url = module_database
+    async with running_app(node_settings(tmp, url)) as pair:
+        yield pair

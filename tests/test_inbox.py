@@ -23,7 +23,6 @@ from activitypub.vocab import ACTIVITY_JSON, PUBLIC
 from node.context import Node
 from node.db import now
 from tests.conftest import node_settings, running_app
-from tests.databases import drop_postgres_database, make_database_url
 from tests.peers import PeerActor, RemotePeer
 from tests.peers import test_keypair as make_keypair
 
@@ -42,22 +41,9 @@ INBOX_TABLES = ("inbox_log", "follows", "objects", "reactions", "deliveries", "a
                 "remote_actors", "hosts")
 
 
-@pytest.fixture(scope="module")
-def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    tmp = tmp_path_factory.mktemp("inbox")
-    url = make_database_url(tmp)
-    yield tmp, url
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def app_node(
-    module_database: tuple[Path, str]
-) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    tmp, url = module_database
-    async with running_app(node_settings(tmp, url)) as pair:
-        yield pair
+@pytest.fixture
+def app_node(module_node: tuple[Node, httpx.AsyncClient]) -> tuple[Node, httpx.AsyncClient]:
+    return module_node
 
 
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)

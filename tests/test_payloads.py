@@ -10,7 +10,7 @@ with its test keys; the node fetches the key over HTTP, verifies, and the test c
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,8 +21,6 @@ import pytest_asyncio
 
 from node.context import Node
 from node.db import now
-from tests.conftest import node_settings, running_app
-from tests.databases import drop_postgres_database, make_database_url
 from tests.peers import PeerActor, RemotePeer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,22 +71,9 @@ INBOX_TABLES = ("inbox_log", "follows", "objects", "reactions", "deliveries", "a
                 "remote_actors", "hosts")
 
 
-@pytest.fixture(scope="module")
-def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    tmp = tmp_path_factory.mktemp("payloads")
-    url = make_database_url(tmp)
-    yield tmp, url
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def app_node(
-    module_database: tuple[Path, str]
-) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    tmp, url = module_database
-    async with running_app(node_settings(tmp, url)) as pair:
-        yield pair
+@pytest.fixture
+def app_node(module_node: tuple[Node, httpx.AsyncClient]) -> tuple[Node, httpx.AsyncClient]:
+    return module_node
 
 
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)

@@ -7,19 +7,14 @@ the expensive part, on PostgreSQL above all); the few that write use rows of the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from activitypub.collections import PAGE_SIZE
 from node.context import Node
 from node.db import now
-from tests.conftest import node_settings, running_app
-from tests.databases import drop_postgres_database, make_database_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -30,22 +25,9 @@ LD = {"Accept": 'application/ld+json; profile="https://www.w3.org/ns/activitystr
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
-@pytest.fixture(scope="module")
-def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    tmp = tmp_path_factory.mktemp("wellknown")
-    url = make_database_url(tmp)
-    yield tmp, url
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def app_node(
-    module_database: tuple[Path, str]
-) -> AsyncIterator[tuple[Node, httpx.AsyncClient]]:
-    tmp, url = module_database
-    async with running_app(node_settings(tmp, url)) as pair:
-        yield pair
+@pytest.fixture
+def app_node(module_node: tuple[Node, httpx.AsyncClient]) -> tuple[Node, httpx.AsyncClient]:
+    return module_node
 
 
 async def _webfinger(client: httpx.AsyncClient, resource: str | None) -> httpx.Response:
