@@ -64,14 +64,19 @@ class DeliveryWorker:
             if not jobs:
                 self.wake.clear()
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=await self._idle_time())
+                    idle = await self._idle_time()  # before wait() exists: nothing left un-awaited
+                    await asyncio.wait_for(self.wake.wait(), timeout=idle)
                 except TimeoutError:
                     pass
             elif len(self.in_flight) >= self.concurrency:
                 await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
 
     async def _idle_time(self) -> float:
-        due = await queue.next_due(self.node)
+        try:
+            due = await queue.next_due(self.node)
+        except Exception:  # a busy or restarting database must not stop the worker
+            log.exception("reading the next due delivery failed")
+            return IDLE_WAIT
         if due is None:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.05, due - now()))
