@@ -206,12 +206,9 @@ async def new_view(request: Request) -> Response:
 
 
 async def edit_view(request: Request) -> Response:
-    user = await current_user(request)
-    post = await _post_or_none(request)
-    if post is None:
-        return _not_found()
-    if not queries.can_manage(user, post):
-        return _login_redirect(request) if user is None else _forbidden()
+    user, post, refusal = await _managed_post(request)
+    if refusal is not None:
+        return refusal
     node = node_of(request)
     if request.method == "GET":
         values = _form_values(post)
@@ -235,18 +232,27 @@ async def edit_view(request: Request) -> Response:
                             status_code=303)
 
 
+async def _managed_post(request: Request) -> tuple[dict | None, dict, Response | None]:
+    """The post of the URL with the signed-in user who may manage it, or the answer to give
+    instead (not found, sign in, forbidden)."""
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return user, {}, _not_found()
+    if not queries.can_manage(user, post):
+        return user, post, _login_redirect(request) if user is None else _forbidden()
+    return user, post, None
+
+
 def _forbidden() -> Response:
     return JSONResponse({"error": "only the author or a coordinator can do this"},
                         status_code=403)
 
 
 async def status_view(request: Request) -> Response:
-    user = await current_user(request)
-    post = await _post_or_none(request)
-    if post is None:
-        return _not_found()
-    if not queries.can_manage(user, post):
-        return _login_redirect(request) if user is None else _forbidden()
+    user, post, refusal = await _managed_post(request)
+    if refusal is not None:
+        return refusal
     form, csrf_error = await _form(request)
     if csrf_error:
         return await _post_page(request, post, user, 403, {"status": csrf_error})
@@ -284,12 +290,9 @@ async def respond_view(request: Request) -> Response:
 
 
 async def responses_view(request: Request) -> Response:
-    user = await current_user(request)
-    post = await _post_or_none(request)
-    if post is None:
-        return _not_found()
-    if not queries.can_manage(user, post):
-        return _login_redirect(request) if user is None else _forbidden()
+    user, post, refusal = await _managed_post(request)
+    if refusal is not None:
+        return refusal
     return await _responses_page(request, post)
 
 
