@@ -174,6 +174,9 @@ class Transport:
         self.allow_private = allow_private
         self.allow_http = allow_http
         self.max_bytes = max_bytes
+        # Set by the node: answers whether a URL's domain is blocked by its admins, so that no
+        # fetch or delivery anywhere reaches a blocked domain.
+        self.is_refused: Callable[[str], Awaitable[bool]] | None = None
         self.policy = AddressPolicy(allow_private, allowed_networks)
         self.backend = PinnedBackend(self.policy, resolver)
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
@@ -200,6 +203,8 @@ class Transport:
             raise FetchError(f"refusing URL {url!r}: plain http is not allowed")
         if parts.username or parts.password:
             raise FetchError(f"refusing URL {url!r}: credentials in a URL")
+        if self.is_refused is not None and await self.is_refused(url):
+            raise FetchError(f"refusing {parts.hostname}: the domain is blocked on this node")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from activitypub.transport import Transport
@@ -19,7 +20,9 @@ class Node:
 
     @classmethod
     def create(cls, settings: Settings) -> Node:
-        return cls(
+        from node.moderation.domains import is_blocked
+
+        node = cls(
             settings=settings,
             db=Database(settings.database_url),
             transport=Transport(
@@ -29,6 +32,8 @@ class Node:
                 max_bytes=settings.max_fetch_bytes,
             ),
         )
+        node.transport.is_refused = functools.partial(is_blocked, node)
+        return node
 
     def url(self, path: str) -> str:
         return self.settings.url(path)

@@ -383,3 +383,19 @@ def test_two_nodes_forward_a_report_then_one_blocks_the_other(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+async def test_no_fetch_of_any_kind_reaches_a_blocked_domain(app_node, peer):
+    """The transport itself refuses a blocked domain, so that every fetch path (actors, keys,
+    announced objects, WebFinger) is covered, not only those that check on their own."""
+    from activitypub.transport import FetchError
+    from node.moderation.domains import block_domain
+
+    node, _ = app_node
+    url = peer.document(next(iter(peer.actors.values())))["id"]
+    assert (await node.transport.get_json(url, None))["id"] == url
+    await block_domain(node, peer.host_ip)
+    with pytest.raises(FetchError, match="blocked"):
+        await node.transport.get_json(url, None)
+    with pytest.raises(FetchError, match="blocked"):
+        await node.transport.get_json(f"{peer.base}/.well-known/webfinger?resource=x", None)
