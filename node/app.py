@@ -13,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from node import mailqueue
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
 from node.i18n import LocaleMiddleware
@@ -42,9 +43,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             worker = DeliveryWorker(node)
             node.wake_worker = worker.wake
             worker_task = asyncio.create_task(worker.run())
+        mail_sender = mailqueue.start_sender(node) if settings.run_worker else None
         try:
             yield
         finally:
+            await mailqueue.stop_sender(mail_sender)
             if worker is not None and worker_task is not None:
                 await worker.stop()
                 worker_task.cancel()

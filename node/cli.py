@@ -45,12 +45,14 @@ def _announce(settings, first) -> None:
 
 
 async def _worker(settings) -> None:
+    from node import mailqueue
     from node.context import Node
     from outbox.worker import DeliveryWorker
 
     node = Node.create(settings)
     await node.start()
     worker = DeliveryWorker(node)
+    mail_sender = mailqueue.start_sender(node)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.wake.set)
@@ -58,6 +60,7 @@ async def _worker(settings) -> None:
     try:
         await worker.run()
     finally:
+        await mailqueue.stop_sender(mail_sender)
         await worker.stop()
         await node.stop()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from node import notifications
+from node import mailqueue, notifications
 from node.context import Node
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings, running_app
 from tests.nodes import csrf_from
@@ -216,7 +216,7 @@ async def test_an_invitation_link_is_emailed_in_the_inviters_language(
             "csrf_token": csrf_from(page.text), "email": "new@example.org", "role": "member"})
         assert resp.status_code == 200
         token = await node.db.fetch_val("SELECT token FROM invitations")
-        await notifications.wait_for_emails()
+        await mailqueue.send_due(node)
     [message] = await asyncio.to_thread(wait_for_mail, mailbox, 1)
     assert message["To"] == "new@example.org" and message["Content-Language"] == "nl"
     assert message["Subject"] == f"{ADMIN_EMAIL} nodigt u uit bij {settings.org_name}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from node.accounts.errors import FormError
 from node.accounts.members import NewMember, create_member
@@ -14,7 +13,7 @@ from node.actors import LocalActor, by_id
 from node.context import Node
 from node.db import now
 from node.i18n import _, current_locale, format_date
-from node.notifications import new_email, send_later
+from node.mailqueue import enqueue_email
 
 VALID_DAYS = 14
 # Who may invite whom: a coordinator brings in members, an admin also coordinators.
@@ -63,21 +62,18 @@ async def create_invitation(
          "x": expires},
     )
     invitation = Invitation(token, org, email, role, expires, None)
-    if node.settings.smtp_host:
-        send_later(node.settings, invitation_email(node, invitation, inviter))
+    await send_invitation_email(node, invitation, inviter)
     return invitation
 
 
-def invitation_email(node: Node, invitation: Invitation, inviter: dict) -> EmailMessage:
+async def send_invitation_email(node: Node, invitation: Invitation, inviter: dict) -> None:
     """The link, in the inviter's language (the invited person has none yet)."""
     values = {"org": invitation.org.name, "by": inviter.get("display_name") or inviter["email"],
               "url": node.url(invitation.path), "date": format_date(invitation.expires_at)}
-    message = new_email(node.settings, invitation.email,
-                        _("%(by)s invites you to join %(org)s") % values)
-    message.set_content(_("Create your account with this link: %(url)s\n"
-                          "It works once, until %(date)s.") % values + "\n")
-    message["Content-Language"] = current_locale()
-    return message
+    await enqueue_email(node, invitation.email, _("%(by)s invites you to join %(org)s") % values,
+                        _("Create your account with this link: %(url)s\n"
+                          "It works once, until %(date)s.") % values + "\n",
+                        locale=current_locale())
 
 
 async def _from_row(node: Node, row: dict | None) -> Invitation | None:
