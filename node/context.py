@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from activitypub.origin import same_origin
 from activitypub.transport import Transport
 from node.config import Settings
 from node.db import Database
@@ -39,7 +40,8 @@ class Node:
         return self.settings.url(path)
 
     def is_local(self, uri: str | None) -> bool:
-        return bool(uri) and uri.startswith(self.settings.base_url + "/")
+        """The URI is on this node's origin (the one origin rule, activitypub/origin.py)."""
+        return same_origin(uri, self.settings.base_url)
 
     def notify_worker(self) -> None:
         if self.wake_worker is not None:

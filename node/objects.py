@@ -1,4 +1,9 @@
-"""Objects (notes, posts) the node knows: its own and those received from peers."""
+"""Objects (notes, posts) the node knows: its own and those received from peers.
+
+Every object is stored with its typed model (activitypub/model.py); pages read that model,
+never the payload. Storing follows the ownership rule: a row belongs to its author for good —
+another author's object with the same id is refused, and a deleted object stays deleted.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +11,17 @@ import json
 from datetime import datetime
 from typing import Any
 
-import nh3
-
-from activitypub.vocab import id_of, types_of
+from activitypub.html import sanitize_html
+from activitypub.model import InvalidObject, RemoteObject, from_json
 from node.context import Node
 from node.db import dumps, now
 
-# What remote HTML may keep: what Mastodon renders, nothing that runs or restyles the page.
-ALLOWED_TAGS = {"p", "br", "a", "span", "strong", "em", "b", "i", "ul", "ol", "li",
-                "blockquote", "code", "pre", "h1", "h2", "h3", "h4", "del", "u"}
-ALLOWED_ATTRIBUTES = {"a": {"href", "class"}, "span": {"class"}}
+__all__ = ["InvalidObject", "get_object", "load_model", "mark_deleted", "record_tombstone",
+           "sanitize_html", "store_model", "store_object"]
 
 
-def sanitize_html(html: str) -> str:
-    return nh3.clean(
-        html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes={"http", "https"},
-        link_rel="nofollow noopener noreferrer",
-    )
-
-
-def sanitize_object(obj: dict[str, Any]) -> dict[str, Any]:
-    clean = dict(obj)
-    if isinstance(clean.get("content"), str):
-        clean["content"] = sanitize_html(clean["content"])
-    if isinstance(clean.get("contentMap"), dict):
-        clean["contentMap"] = {
-            k: sanitize_html(v) for k, v in clean["contentMap"].items() if isinstance(v, str)
-        }
-    for text_field in ("name", "summary"):
-        if isinstance(clean.get(text_field), str):
-            clean[text_field] = nh3.clean(clean[text_field], tags=set())
-    return clean
-
-
-def _timestamp(value: Any) -> float:
-    if isinstance(value, str):
+def _timestamp(value: str | None) -> float:
+    if value:
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
@@ -52,31 +33,65 @@ async def get_object(node: Node, uri: str) -> dict[str, Any] | None:
     return await node.db.fetch_one("SELECT * FROM objects WHERE uri = :u", {"u": uri})
 
 
+def load_model(row: dict[str, Any]) -> RemoteObject | None:
+    """The model of a stored row; None for a tombstone or a row that cannot be shown."""
+    if row.get("deleted"):
+        return None
+    if row.get("model"):
+        return RemoteObject.from_dict(json.loads(row["model"]))
+    try:  # a row stored before models existed
+        return from_json(json.loads(row["payload"]))
+    except (InvalidObject, ValueError):
+        return None
+
+
 async def store_object(node: Node, obj: dict[str, Any], local: bool) -> bool:
-    """Insert or replace an object; returns False when nothing was stored."""
-    uri = obj.get("id")
-    if not isinstance(uri, str):
-        return False
-    clean = obj if local else sanitize_object(obj)
-    kind = sorted(types_of(obj))[0] if types_of(obj) else "Object"
+    """Store one of our own objects (the payload is what we serve) or a remote one (converted
+    first; InvalidObject when it cannot be kept). False when the ownership rule refused it."""
+    model = from_json(obj)
+    payload = obj if local else model.to_dict()
+    return await store_model(node, model, local, payload)
+
+
+async def store_model(node: Node, model: RemoteObject, local: bool,
+                      payload: dict[str, Any] | None = None) -> bool:
     values = {
-        "u": uri, "t": kind, "a": id_of(obj.get("attributedTo")), "l": int(local),
-        "r": id_of(obj.get("inReplyTo")), "p": dumps(clean),
-        "pub": _timestamp(obj.get("published")),
-        "upd": _timestamp(obj["updated"]) if obj.get("updated") else None,
+        "u": model.id, "t": model.type, "a": model.author, "l": int(local),
+        "r": model.in_reply_to, "p": dumps(payload or model.to_dict()),
+        "m": dumps(model.to_dict()), "pa": int(model.public),
+        "pub": _timestamp(model.published),
+        "upd": _timestamp(model.updated) if model.updated else None,
     }
-    await node.db.execute(
-        "INSERT INTO objects (uri, type, attributed_to, local, in_reply_to, payload, deleted, "
-        "published, updated) VALUES (:u, :t, :a, :l, :r, :p, 0, :pub, :upd) "
+    # The WHERE of the upsert is the ownership rule: same author, same side (ours or remote),
+    # never a row that was deleted.
+    stored = await node.db.fetch_val(
+        "INSERT INTO objects (uri, type, attributed_to, local, in_reply_to, payload, model, "
+        "public_audience, deleted, published, updated) "
+        "VALUES (:u, :t, :a, :l, :r, :p, :m, :pa, 0, :pub, :upd) "
         "ON CONFLICT (uri) DO UPDATE SET type = excluded.type, payload = excluded.payload, "
-        "in_reply_to = excluded.in_reply_to, updated = excluded.updated, deleted = 0",
+        "model = excluded.model, public_audience = excluded.public_audience, "
+        "in_reply_to = excluded.in_reply_to, updated = excluded.updated "
+        "WHERE objects.attributed_to = excluded.attributed_to "
+        "AND objects.local = excluded.local AND objects.deleted = 0 RETURNING 1",
         values,
     )
-    return True
+    return bool(stored)
 
 
 async def mark_deleted(node: Node, uri: str) -> None:
     await node.db.execute(
-        "UPDATE objects SET deleted = 1, payload = :p, updated = :t WHERE uri = :u",
+        "UPDATE objects SET deleted = 1, payload = :p, model = NULL, public_audience = 0, "
+        "updated = :t WHERE uri = :u",
         {"u": uri, "t": now(), "p": json.dumps({"id": uri, "type": "Tombstone"})},
+    )
+
+
+async def record_tombstone(node: Node, uri: str, author: str) -> None:
+    """A Delete that arrived before its object: remember it, so that a late Create or an
+    Announce cannot bring the object back (Mastodon's `delete_arrived_first?`)."""
+    stamp = now()
+    await node.db.execute(
+        "INSERT INTO objects (uri, type, attributed_to, local, payload, deleted, published, "
+        "updated) VALUES (:u, 'Tombstone', :a, 0, :p, 1, :t, :t) ON CONFLICT (uri) DO NOTHING",
+        {"u": uri, "a": author, "p": json.dumps({"id": uri, "type": "Tombstone"}), "t": stamp},
     )

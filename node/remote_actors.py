@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
+from activitypub.html import plain_text, sanitize_html
+from activitypub.origin import host_label, is_http_url, same_origin
 from activitypub.transport import FetchError
 from activitypub.vocab import ACTOR_TYPES, id_of, types_of
 from activitypub.webfinger import parse_handle, self_link
@@ -53,6 +56,13 @@ class RemoteActor:
         )
 
 
+USERNAME = re.compile(r"[\w.~-]{1,100}")
+
+
+def _http(value: Any) -> str | None:
+    return value if is_http_url(value) else None
+
+
 def parse_actor(doc: Any, fetched_from: str) -> dict[str, Any]:
     """The fields we keep from an actor document; FetchError if it is not a usable actor."""
     if not isinstance(doc, dict):
@@ -60,10 +70,10 @@ def parse_actor(doc: Any, fetched_from: str) -> dict[str, Any]:
     uri = doc.get("id")
     if not isinstance(uri, str) or not (types_of(doc) & ACTOR_TYPES):
         raise FetchError(f"{fetched_from} is not an actor")
-    if urlsplit(uri).netloc != urlsplit(fetched_from).netloc:
+    if not same_origin(uri, fetched_from):
         raise FetchError(f"{fetched_from} claims the id {uri} of another host")
     inbox = doc.get("inbox")
-    if not isinstance(inbox, str):
+    if not is_http_url(inbox):
         raise FetchError(f"actor {uri} has no inbox")
     key = doc.get("publicKey")
     if isinstance(key, list):
@@ -75,21 +85,24 @@ def parse_actor(doc: Any, fetched_from: str) -> dict[str, Any]:
     endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
     icon = doc.get("icon")
     name = doc.get("name")
+    username = doc.get("preferredUsername")
+    summary = doc.get("summary")
     return {
         "uri": uri,
         "type": sorted(types_of(doc) & ACTOR_TYPES)[0],
-        "username": str(doc.get("preferredUsername") or ""),
-        "host": urlsplit(uri).netloc,
-        "name": name if isinstance(name, str) else "",
-        "summary": doc.get("summary") if isinstance(doc.get("summary"), str) else "",
-        "url": id_of(doc.get("url")) if not isinstance(doc.get("url"), str) else doc["url"],
-        "icon_url": (icon.get("url") if isinstance(icon, dict) and
-                     isinstance(icon.get("url"), str) else None),
+        # Shapes checked one by one: these fields reach pages and the delivery queue.
+        "username": username if isinstance(username, str)
+        and USERNAME.fullmatch(username) else "",
+        "host": host_label(uri),
+        "name": plain_text(name)[:100] if isinstance(name, str) else "",
+        "summary": sanitize_html(summary[:5000]) if isinstance(summary, str) else "",
+        "url": _http(id_of(doc.get("url")) if not isinstance(doc.get("url"), str)
+                     else doc["url"]),
+        "icon_url": _http(icon.get("url")) if isinstance(icon, dict) else None,
         "inbox": inbox,
-        "shared_inbox": endpoints.get("sharedInbox")
-        if isinstance(endpoints.get("sharedInbox"), str) else None,
-        "outbox": doc.get("outbox") if isinstance(doc.get("outbox"), str) else None,
-        "followers": doc.get("followers") if isinstance(doc.get("followers"), str) else None,
+        "shared_inbox": _http(endpoints.get("sharedInbox")),
+        "outbox": _http(doc.get("outbox")),
+        "followers": _http(doc.get("followers")),
         "public_key_id": key_id if isinstance(key_id, str) else None,
         "public_key_pem": key_pem if isinstance(key_pem, str) else None,
         "raw": dumps(doc),

@@ -159,7 +159,7 @@ def test_bovine_content_digest_post_is_verified(node_and_bovine) -> None:
         content_digest=True)
     assert status == 202
     stored = node.query("SELECT payload FROM objects WHERE uri = :u", {"u": note_id})
-    assert "Content-Digest" in json.loads(stored[0]["payload"])["content"]
+    assert "Content-Digest" in json.loads(stored[0]["payload"])["content_html"]
 
 
 def test_bovine_post_signed_with_another_key_is_refused(node_and_bovine) -> None:

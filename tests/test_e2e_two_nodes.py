@@ -46,7 +46,7 @@ def test_follow_publish_unfollow(two_nodes):
     rows = a.wait_until("SELECT payload FROM objects WHERE attributed_to = :b",
                         {"b": b.org_uri})
     note = json.loads(rows[0]["payload"])
-    assert "Soupe populaire" in note["content"]
+    assert "Soupe populaire" in note["content_html"]
 
     # The delivery was signed by B's group key and verified by A (A's inbox log has it).
     log = a.query("SELECT type, status FROM inbox_log WHERE actor_uri = :b", {"b": b.org_uri})

@@ -399,8 +399,8 @@ async def test_create_from_a_followed_actor_is_stored(
     row = await _object(node, note["id"])
     assert row is not None and row["local"] == 0 and row["attributed_to"] == ana.uri
     stored = json.loads(row["payload"])
-    assert "Repair café samedi" in stored["content"]
-    assert "<script>" not in stored["content"]
+    assert "Repair café samedi" in stored["content_html"]
+    assert "<script>" not in stored["content_html"]
 
 
 async def test_create_from_a_stranger_is_ignored(
@@ -451,13 +451,13 @@ async def test_update_of_a_note_only_by_its_author(
     hijack = {**note, "content": "<p>Cancelled (not really)</p>", "attributedTo": bob.uri}
     resp = await peer.apost(client, bob, SHARED_INBOX, _activity(peer, bob, "Update", hijack))
     assert resp.status_code == 422
-    assert "Soupe à 19h" in json.loads((await _object(node, note["id"]))["payload"])["content"]
+    assert "Soupe à 19h" in json.loads((await _object(node, note["id"]))["payload"])["content_html"]
 
     edited = {**note, "content": "<p>Soupe à 20h</p>", "updated": "2026-11-20T11:00:00Z"}
     resp = await peer.apost(client, ana, SHARED_INBOX, _activity(peer, ana, "Update", edited))
     assert resp.status_code == 202
     row = await _object(node, note["id"])
-    assert "Soupe à 20h" in json.loads(row["payload"])["content"]
+    assert "Soupe à 20h" in json.loads(row["payload"])["content_html"]
     assert row["updated"] is not None
 
 

@@ -243,8 +243,9 @@ async def test_create_addressed_to_us_is_stored(
         assert row["attributed_to"] == actor.uri and row["local"] == 0, name
         assert row["in_reply_to"] == note.get("inReplyTo"), name
         stored = json.loads(row["payload"])
-        assert text in stored["content"], name
-        assert stored.get("tag") == note.get("tag"), name
+        assert text in stored["content_html"], name
+        mentions = [t["href"] for t in note.get("tag", []) if t.get("type") == "Mention"]
+        assert stored["mentions"] == mentions, name
 
 
 async def test_same_create_addressed_to_strangers_is_ignored(
@@ -271,7 +272,7 @@ async def test_mastodon_update_of_a_note(
     _, _, resp = await deliver(client, peer, "mastodon/update_note.json", {})
     assert resp.status_code == 202
     row = await _row(node, "SELECT payload FROM objects WHERE uri = :u", {"u": note_id})
-    assert json.loads(row["payload"])["content"] == "I meant Goodbye!"
+    assert json.loads(row["payload"])["content_html"] == "I meant Goodbye!"
 
 
 async def test_delete_of_a_note(

@@ -10,8 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from activitypub.model import from_json
 from activitypub.vocab import PUBLIC
-from node.objects import sanitize_html, sanitize_object
+from node.objects import sanitize_html
 from node.posts.markup import render_markdown
 from tests.conftest import node_settings, running_app
 from tests.peers import RemotePeer
@@ -112,13 +113,13 @@ def test_members_markdown_cannot_inject(payload):
 
 def test_every_text_field_of_a_remote_object_is_sanitised():
     obj = {"id": "https://evil.example/n/1", "type": "Note",
+           "attributedTo": "https://evil.example/u/m",
            "content": PAYLOADS[2], "contentMap": {"fr": PAYLOADS[0], "en": PAYLOADS[12]},
            "name": "<b onmouseover=x>name</b>", "summary": "<script>s</script>cw"}
-    clean = sanitize_object(obj)
-    for value in (clean["content"], *clean["contentMap"].values(), clean["name"],
-                  clean["summary"]):
+    clean = from_json(obj)
+    for value in (clean.content_html, *clean.content_map.values()):
         assert_harmless(value)
-    assert "<" not in clean["name"] and "<" not in clean["summary"]
+    assert "<" not in clean.name and "<" not in clean.summary
 
 
 @pytest.fixture
@@ -147,8 +148,8 @@ async def test_xss_from_a_followed_peer_is_stored_and_shown_harmless(app_node, p
                                      {"u": note["id"]})
     assert stored is not None
     payload = json.loads(stored)
-    assert_harmless(payload["content"])
-    assert_harmless(payload["contentMap"]["fr"])
+    assert_harmless(payload["content_html"])
+    assert_harmless(payload["content_map"]["fr"])
     page = (await client.get("/")).text
     shown = [part.split("</div>", 1)[0] for part in page.split('<div class="content">')[1:]]
     assert shown and any("click" in part for part in shown)  # the note is on the page...

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
+from activitypub.model import RemoteObject
+from activitypub.origin import same_origin
 from activitypub.vocab import id_of, is_public
 from node.context import Node
 from node.db import new_id, now
-from node.objects import sanitize_html, store_object
+from node.objects import sanitize_html, store_model
 from node.posts import notify, queries, responses, wire
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def _clean(content: Any) -> str:
 
 
 def _same_host(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and urlsplit(a).netloc == urlsplit(b).netloc
+    return same_origin(a, b)
 
 
 async def _org_followed(node: Node, org_uri: str) -> bool:
@@ -35,23 +36,29 @@ async def _org_followed(node: Node, org_uri: str) -> bool:
     return any(node.is_local(r["follower_uri"]) for r in rows)
 
 
-async def store_remote_post(node: Node, sender: str, obj: dict[str, Any]) -> dict | None:
+async def store_remote_post(node: Node, model: RemoteObject,
+                            raw: dict[str, Any]) -> dict | None:
     """Insert or refresh the remote post a Note describes; None when it is not one to keep
-    (not a post, not from the post's own host, or its organisation is not followed here)."""
+    (not a post, or its organisation is not followed here). The caller has checked that the
+    Note is its author's (activitypub/model.py, the inbox handlers)."""
     try:
-        fields = wire.from_note(obj, sanitize_html)
+        fields = wire.from_note(model, raw)
     except wire.NotAPost:
         return None
-    if node.is_local(fields["uri"]) or not (_same_host(fields["uri"], fields["org_uri"])
-                                            and _same_host(fields["uri"], sender)):
+    if node.is_local(fields["uri"]):
         return None
-    await store_object(node, obj, local=False)
+    if not await store_model(node, model, local=False):
+        return None  # another author's id, or a deleted post: the ownership rule
     if not (await _org_followed(node, fields["org_uri"])
             or await _org_followed(node, fields["attributed_to"])):
         return None
     existing = await queries.get_post_by_uri(node, fields["uri"])
     stamp = now()
     if existing is not None:
+        if existing["attributed_to"] != fields["attributed_to"] or not existing["remote"]:
+            return None
+        if existing["status"] in ("withdrawn", "expired"):
+            return existing  # a withdrawn post stays withdrawn
         changes = {k: v for k, v in fields.items() if k not in ("uri", "created_at")}
         if existing["status"] in ("withdrawn", "expired"):
             changes.pop("status")
@@ -220,14 +227,14 @@ async def answer_received(node: Node, actor: str, activity: dict[str, Any],
     return True
 
 
-async def post_updated(node: Node, sender: str, obj: dict[str, Any]) -> None:
-    if wire.is_post_note(obj) and await queries.get_post_by_uri(node, obj.get("id") or ""):
-        await store_remote_post(node, sender, obj)
+async def post_updated(node: Node, model: RemoteObject, raw: dict[str, Any]) -> None:
+    if wire.is_post_note(raw) and await queries.get_post_by_uri(node, model.id):
+        await store_remote_post(node, model, raw)
 
 
-async def post_deleted(node: Node, uri: str) -> None:
+async def post_deleted(node: Node, uri: str, actor: str) -> None:
     post = await queries.get_post_by_uri(node, uri)
-    if post is None or not post["remote"]:
+    if post is None or not post["remote"] or post["attributed_to"] != actor:
         return
     expired = post["ends_at"] is not None and post["ends_at"] < now() + 60
     await node.db.execute(

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import nh3
 
+from activitypub.model import RemoteObject
+from activitypub.origin import host_label, same_origin
 from activitypub.vocab import AS_CONTEXT, PUBLIC, as_list, id_of, types_of
 from node.posts import categories, places
 
@@ -323,10 +325,6 @@ def _timestamp(value: Any) -> float | None:
 REMOTE_CONTENT_MAX = 20_000
 
 
-def _text_of(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
 def _plain(value: Any, limit: int) -> str:
     return nh3.clean(value, tags=set())[:limit] if isinstance(value, str) else ""
 
@@ -350,45 +348,47 @@ def _category_of(obj: dict[str, Any], intent: dict[str, Any]) -> str:
     return "other"
 
 
-def from_note(obj: dict[str, Any], sanitize: Any) -> dict[str, Any]:
-    """Fields of a remote post; `sanitize` cleans HTML. NotAPost when it is no offer or need."""
-    if not is_post_note(obj):
+def from_note(model: RemoteObject, obj: dict[str, Any]) -> dict[str, Any]:
+    """Fields of a remote post: text, links and languages from the typed model, the FEP-0837
+    terms read here with a check of each one's shape. NotAPost when it is no offer or need."""
+    if model.type != "Note" or not is_post_note(obj):
         raise NotAPost("the Note carries no FEP-0837 purpose and publishes")
-    uri, author = obj.get("id"), id_of(obj.get("attributedTo"))
-    if not isinstance(uri, str) or not author:
-        raise NotAPost("the Note needs an id and an attributedTo")
     intent = obj["publishes"]
     kind = KIND_OF_PURPOSE[obj["purpose"]]
-    title = _plain(obj.get("name"), 200) or short_text(
-        sanitize(_text_of(obj.get("content"), REMOTE_CONTENT_MAX)), 80)
+    title = model.name[:200] or short_text(model.content_html, 80)
     status = obj.get("postStatus") if obj.get("postStatus") in STATUSES[:3] else "open"
     if intent.get("finished") is True:
         status = "fulfilled"
     location = obj.get("location") if isinstance(obj.get("location"), dict) else {}
     lat, lon = location.get("latitude"), location.get("longitude")
-    langs = obj.get("contentMap") if isinstance(obj.get("contentMap"), dict) else {}
     urgency = obj.get("urgency")
+    audience = id_of(obj.get("audience"))
+    quantity = intent.get("availableQuantity")
     return {
-        "uri": uri, "attributed_to": author,
-        "org_uri": id_of(obj.get("audience")) or author,
+        "uri": model.id, "attributed_to": model.author,
+        # An organisation named by the post counts only on the post's own server.
+        "org_uri": audience if same_origin(audience, model.id) else model.author,
         "kind": kind, "category": _category_of(obj, intent), "title": title,
-        # Cut before cleaning, so that the cleaner closes whatever the cut left open.
-        "description_html": sanitize(_text_of(obj.get("content"), REMOTE_CONTENT_MAX)),
+        "description_html": model.content_html,
         "neighbourhood": _plain(location.get("name"), 100),
-        "latitude": places.round_coordinate(lat) if isinstance(lat, int | float) else None,
-        "longitude": places.round_coordinate(lon) if isinstance(lon, int | float) else None,
+        "latitude": places.round_coordinate(lat) if _number(lat) else None,
+        "longitude": places.round_coordinate(lon) if _number(lon) else None,
         "starts_at": _timestamp(obj.get("startTime")),
         "ends_at": _timestamp(obj.get("endTime")) or _timestamp(intent.get("due")),
-        "capacity": _quantity(intent.get("availableQuantity")),
-        "unit": _plain((intent.get("availableQuantity") or {}).get("hasUnit"), 20) or "one"
-        if isinstance(intent.get("availableQuantity"), dict) else "one",
-        "urgency": urgency if isinstance(urgency, int) and 0 <= urgency <= 3 else 1,
-        "languages": ",".join(k for k in langs if isinstance(k, str)
-                              and re.fullmatch(r"[a-z]{2,3}", k))[:40],
-        "visibility": "public" if PUBLIC in as_list(obj.get("to")) + as_list(obj.get("cc"))
-        else "followers",
+        "capacity": _quantity(quantity),
+        "unit": (_plain(quantity.get("hasUnit"), 20) or "one") if isinstance(quantity, dict)
+        else "one",
+        "urgency": urgency if type(urgency) is int and 0 <= urgency <= 3 else 1,
+        "languages": ",".join(k for k in model.content_map if re.fullmatch(r"[a-z]{2,3}", k))
+        [:40],
+        "visibility": "public" if model.public else "followers",
         "status": status,
-        "url": obj["url"] if isinstance(obj.get("url"), str) else uri,
-        "origin_host": urlsplit(uri).netloc,
-        "created_at": _timestamp(obj.get("published")),
+        "url": model.link,
+        "origin_host": host_label(model.id),
+        "created_at": _timestamp(model.published),
     }
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and (
+        -180.0 <= value <= 180.0)

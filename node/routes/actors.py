@@ -14,6 +14,7 @@ from node import follows
 from node.actors import LocalActor, actor_uri, by_username, instance_actor, to_document
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
+from node.timeline import shown
 from node.web_support import node_of, render
 
 
@@ -38,14 +39,14 @@ async def actor_view(request: Request) -> Response:
         return activity_response(to_document(node, actor))
     uri = actor_uri(node, actor)
     posts = await node.db.fetch_all(
-        "SELECT uri, payload FROM objects WHERE attributed_to = :a AND deleted = 0 "
-        "ORDER BY published DESC LIMIT 20", {"a": uri})
+        "SELECT payload, model, local, deleted FROM objects WHERE attributed_to = :a "
+        "AND deleted = 0 AND public_audience = 1 ORDER BY published DESC LIMIT 20", {"a": uri})
     return await render(
         request, "actor.html", actor=actor, uri=uri,
         handle=f"@{actor.username}@{node.settings.host}",
         followers=await follows.followers(node, uri),
         following=await follows.following(node, uri),
-        posts=[json.loads(p["payload"]) for p in posts],
+        posts=await shown(node, posts),
     )
 
 

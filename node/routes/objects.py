@@ -11,6 +11,7 @@ from starlette.routing import Route
 from activitypub.vocab import AS_CONTEXT
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
+from node.timeline import shown
 from node.web_support import node_of, render
 
 
@@ -18,7 +19,7 @@ async def object_view(request: Request) -> Response:
     node = node_of(request)
     uri = node.url(request.url.path)
     row = await node.db.fetch_one(
-        "SELECT payload, deleted, public FROM objects o LEFT JOIN "
+        "SELECT payload, model, local, deleted, public FROM objects o LEFT JOIN "
         "(SELECT object_uri, MAX(public) AS public FROM activities GROUP BY object_uri) a "
         "ON a.object_uri = o.uri WHERE o.uri = :u AND o.local = 1", {"u": uri})
     if row is None or not row["public"]:
@@ -28,7 +29,7 @@ async def object_view(request: Request) -> Response:
         return activity_response({"@context": AS_CONTEXT, **doc}, status=410)
     if wants_activity_json(request):
         return activity_response(doc)
-    return await render(request, "object.html", obj=doc)
+    return await render(request, "object.html", obj=(await shown(node, [row]))[0])
 
 
 async def activity_view(request: Request) -> Response:

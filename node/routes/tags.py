@@ -3,19 +3,18 @@ this node publishes points) and an organisation's featured tags (Mastodon's `fea
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from activitypub.vocab import AS_CONTEXT, as_list, is_public
+from activitypub.vocab import AS_CONTEXT
 from node.actors import actor_uri, by_username
 from node.db import dumps
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
+from node.timeline import ShownObject, shown
 from node.web_support import node_of, render
 
 # Mastodon's hashtag characters: letters, digits, underscore (and the middle dot it allows).
@@ -27,40 +26,20 @@ CANDIDATES = 400
 FEATURED = ("need", "offer")
 
 
-def _carries(obj: dict[str, Any], name: str) -> bool:
-    wanted = name.casefold()
-    return any(
-        isinstance(tag, dict) and tag.get("type") == "Hashtag"
-        and isinstance(tag.get("name"), str) and tag["name"].lstrip("#").casefold() == wanted
-        for tag in as_list(obj.get("tag"))
-    )
-
-
-def _web_link(value: Any) -> str | None:
-    """Only http(s) links from remote JSON reach an href (no `javascript:`)."""
-    if isinstance(value, list) and value:
-        value = value[0]
-    if isinstance(value, dict):
-        value = value.get("href")
-    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
-
-
-async def tagged_objects(request: Request, name: str) -> list[dict[str, Any]]:
+async def tagged_objects(request: Request, name: str) -> list[ShownObject]:
     node = node_of(request)
-    needle = "%" + dumps("#" + name.lower()) + "%"
+    # The model lists hashtags without '#'; rows from before models were kept carry none.
     rows = await node.db.fetch_all(
-        "SELECT payload, local FROM objects WHERE deleted = 0 AND LOWER(payload) LIKE :n "
-        "ORDER BY published DESC LIMIT :limit", {"n": needle, "limit": CANDIDATES})
-    found = []
-    for row in rows:
-        obj = json.loads(row["payload"])
-        if _carries(obj, name) and is_public(obj):
-            found.append({**obj, "_local": bool(row["local"]),
-                          "_link": _web_link(obj.get("url")) or _web_link(obj.get("id")),
-                          "_author": _web_link(obj.get("attributedTo"))})
-            if len(found) == SHOWN:
-                break
-    return found
+        "SELECT payload, model, local, deleted FROM objects WHERE deleted = 0 "
+        "AND public_audience = 1 AND (LOWER(model) LIKE :m "
+        "OR (model IS NULL AND LOWER(payload) LIKE :n)) "
+        "ORDER BY published DESC LIMIT :limit",
+        {"m": "%" + dumps(name.lower()) + "%", "n": "%" + dumps("#" + name.lower()) + "%",
+         "limit": CANDIDATES})
+    wanted = name.casefold()
+    found = [item for item in await shown(node, rows)
+             if any(tag.casefold() == wanted for tag in item.model.hashtags)]
+    return found[:SHOWN]
 
 
 async def tag_view(request: Request) -> Response:
@@ -74,7 +53,7 @@ async def tag_view(request: Request) -> Response:
         uri = node.url(f"/tags/{name}")
         return activity_response({
             "@context": AS_CONTEXT, "id": uri, "type": "OrderedCollection",
-            "totalItems": len(posts), "orderedItems": [p["id"] for p in posts],
+            "totalItems": len(posts), "orderedItems": [p.model.id for p in posts],
         })
     return await render(request, "tags.html", tag=name, posts=posts)
 

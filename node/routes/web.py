@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -15,17 +14,18 @@ from node import follows
 from node.actors import actor_uri, by_username, organisations
 from node.i18n import _
 from node.notes import delete_note, publish_note
+from node.timeline import shown
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
 
 async def home(request: Request) -> Response:
     node = node_of(request)
     orgs = await organisations(node)
+    # Only what its author addressed to the public, and not replies.
     rows = await node.db.fetch_all(
-        "SELECT payload, local FROM objects WHERE deleted = 0 AND in_reply_to IS NULL "
-        "ORDER BY published DESC LIMIT 30")
-    return await render(request, "home.html", orgs=orgs,
-                        posts=[(json.loads(r["payload"]), bool(r["local"])) for r in rows])
+        "SELECT payload, model, local, deleted FROM objects WHERE public_audience = 1 "
+        "AND deleted = 0 AND in_reply_to IS NULL ORDER BY published DESC LIMIT 30")
+    return await render(request, "home.html", orgs=orgs, posts=await shown(node, rows))
 
 
 async def _admin_org(request: Request):

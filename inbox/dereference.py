@@ -1,0 +1,35 @@
+"""Fetching an object from its origin, when what a peer embedded cannot be trusted (an
+Announce of another server's post, as Mastodon's `announce.rb` does)."""
+
+from __future__ import annotations
+
+import logging
+
+from activitypub.model import InvalidObject, RemoteObject, from_json
+from activitypub.origin import same_origin
+from activitypub.transport import FetchError
+from node.actors import instance_actor, signing_key
+from node.context import Node
+
+log = logging.getLogger(__name__)
+
+
+async def fetch_object(node: Node, uri: str) -> tuple[RemoteObject, dict] | None:
+    """The object at `uri`, fetched with the instance actor's signed GET and converted; None
+    when it cannot be had or is not what it claims (its id must be the URI asked for)."""
+    if node.is_local(uri):
+        return None
+    key = signing_key(node, await instance_actor(node))
+    try:
+        doc = await node.transport.get_json(uri, key)
+    except (FetchError, ValueError) as exc:
+        log.info("cannot fetch %s: %s", uri, exc)
+        return None
+    if not isinstance(doc, dict) or doc.get("id") != uri or not same_origin(doc["id"], uri):
+        log.info("%s answered with another object's id; dropped", uri)
+        return None
+    try:
+        return from_json(doc), doc
+    except InvalidObject as exc:
+        log.info("fetched %s is not kept: %s", uri, exc)
+        return None
