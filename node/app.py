@@ -21,6 +21,7 @@ from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
 from node.routes import accounts, actors, objects, posts, tags, web, wellknown
 from node.routes import moderation as moderation_routes
+from node.routes import notifications as notification_routes
 from outbox.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *actors.routes,
             *objects.routes,
             *accounts.routes,
+            *notification_routes.routes,
             *tags.routes,
             *posts.routes,
             *moderation_routes.routes,

@@ -59,7 +59,11 @@ def test_a_remote_post_in_a_followed_category_notifies_the_member(two_nodes):
     page = reader.get("/notifications")
     assert "New post you follow: “A bed for two nights”" in page.text
     local_id = a.query("SELECT id FROM posts WHERE remote = 1")[0]["id"]
-    assert f'href="{a.base}/posts/{local_id}"' in page.text
+    notification_id = a.query("SELECT id FROM notifications")[0]["id"]
+    assert f'href="/notifications/{notification_id}"' in page.text
+    opened = reader.get(f"/notifications/{notification_id}")
+    assert opened.status_code == 303 and opened.headers["location"] == f"/posts/{local_id}"
+    assert a.query("SELECT is_read FROM notifications") == [{"is_read": 1}]
     # The author is not told about their own post, and nobody on B follows housing.
     assert b.query("SELECT id FROM notifications") == []
     reader.close()

@@ -1,5 +1,6 @@
-"""Account pages: sign up, log in and out, invitations, roles, one's own settings, and
-notifications. Every POST checks the CSRF token first and changes nothing when it is wrong."""
+"""Account pages: sign up, log in and out, invitations, roles, one's own settings (the
+notification pages are node/routes/notifications.py). Every POST checks the CSRF token first
+and changes nothing when it is wrong."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from node import notifications
 from node.accounts import invitations, preferences, roles
 from node.accounts.errors import FormError
 from node.accounts.members import NewMember, create_member, member_actor, user_organisations
@@ -288,31 +288,6 @@ async def set_role(request: Request) -> Response:
     return RedirectResponse("/account/members?" + urlencode({"saved": 1}), status_code=303)
 
 
-# --- notifications ---------------------------------------------------------------------------
-
-async def notifications_page(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _to_login(request)
-    items = await notifications.recent(node_of(request), user["id"])
-    return await render(request, "notifications.html", items=items, locale=current_locale())
-
-
-async def notifications_read(request: Request) -> Response:
-    user = await current_user(request)
-    if user is None:
-        return _to_login(request)
-    form = await request.form()
-    try:
-        check_csrf(request, form)
-    except CsrfError as exc:
-        items = await notifications.recent(node_of(request), user["id"])
-        return await render(request, "notifications.html", status=403, items=items,
-                            locale=current_locale(), error=str(exc))
-    await notifications.mark_all_read(node_of(request), user["id"])
-    return RedirectResponse("/notifications", status_code=303)
-
-
 routes = [
     Route("/signup", signup, methods=["GET", "POST"]),
     Route("/login", login, methods=["GET", "POST"]),
@@ -322,6 +297,4 @@ routes = [
     Route("/account/members", members),
     Route("/account/members/{user_id}/role", set_role, methods=["POST"]),
     Route("/invite/{token}", accept_invite, methods=["GET", "POST"]),
-    Route("/notifications", notifications_page),
-    Route("/notifications/read", notifications_read, methods=["POST"]),
 ]
