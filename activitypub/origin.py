@@ -62,3 +62,10 @@ def host_label(uri: str | None) -> str:
     default = _DEFAULT_PORTS[origin.scheme]
     host = f"[{origin.host}]" if ":" in origin.host else origin.host
     return host if origin.port == default else f"{host}:{origin.port}"
+
+
+def may_author(signer: str, object_id: str | None, author: str | None) -> bool:
+    """The ownership rule: an object is created, changed or deleted only by its author, acting
+    through its own server — the verified signer is the author, and the object's id is on the
+    signer's origin (Lemmy's `verify_domains_match` plus `verify_is_remote_object`)."""
+    return bool(object_id) and author == signer and same_origin(object_id, signer)

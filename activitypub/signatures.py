@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -167,35 +167,107 @@ def _check_time(sig: ParsedSignature, headers: Mapping[str, str], now: float) ->
         raise SignatureError("signature has expired")
 
 
-def check_digest(headers: Mapping[str, str], body: bytes) -> None:
-    """A body must come with a Digest (or RFC 9530 Content-Digest) that matches it."""
+# RFC 3230 `Digest` and RFC 9530 `Content-Digest` share these names (case aside).
+DIGEST_ALGORITHMS = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+DIGEST_HEADERS = {"digest": "Digest", "content-digest": "Content-Digest"}
+
+
+def _digest_entries(value: str) -> list[tuple[str, str]]:
+    """(algorithm, base64 value) pairs of a Digest or Content-Digest header; Content-Digest
+    wraps each value in colons (an RFC 8941 byte sequence)."""
+    entries = []
+    for part in value.split(","):
+        algorithm, _, raw = part.partition("=")
+        entries.append((algorithm.strip().lower(), raw.split(";")[0].strip().strip(":")))
+    return entries
+
+
+def check_digest(covered: Sequence[str], headers: Mapping[str, str], body: bytes) -> None:
+    """The body must match every digest the signature covers, and one at least is required.
+
+    A digest header counts only when the signature covers it: an unsigned one proves nothing,
+    whoever added it. In a covered header, every sha-256 and sha-512 value is checked; other
+    algorithms beside a checked one are ignored (RFC 9530 lets a recipient pick), but a covered
+    header with none that this node knows is refused, since it would vouch for nothing."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    digest = lowered.get("digest")
-    content_digest = lowered.get("content-digest")
-    if digest is None and content_digest is None:
-        raise SignatureError("missing Digest header")
-    sha = hashlib.sha256(body).digest()
-    if digest is not None:
-        ok = False
-        for part in digest.split(","):
-            algo, _, value = part.strip().partition("=")
-            if algo.lower() == "sha-256":
-                ok = value.strip() == base64.b64encode(sha).decode()
-                break
-        else:
-            raise SignatureError("Digest header has no SHA-256 value")
-        if not ok:
-            raise SignatureError("Digest does not match the body")
-    if content_digest is not None:
-        for part in content_digest.split(","):
-            algo, _, value = part.strip().partition("=")
-            if algo.strip().lower() == "sha-256":
-                if value.strip().strip(":") != base64.b64encode(sha).decode():
-                    raise SignatureError("Content-Digest does not match the body")
-                break
-        else:
-            if digest is None:
-                raise SignatureError("Content-Digest has no sha-256 value")
+    names = [name for name in DIGEST_HEADERS if name in covered]
+    if not names:
+        raise SignatureError("a signed request with a body must cover its digest "
+                             "(Digest or Content-Digest)")
+    for name in names:
+        label = DIGEST_HEADERS[name]
+        value = lowered.get(name)
+        if value is None:
+            raise SignatureError(f"missing {label} header, which the signature covers")
+        checked = 0
+        for algorithm, raw in _digest_entries(value):
+            hasher = DIGEST_ALGORITHMS.get(algorithm)
+            if hasher is None:
+                continue
+            try:
+                claimed = base64.b64decode(raw, validate=True)
+            except ValueError as exc:
+                raise SignatureError(f"{label} {algorithm} value is not base64") from exc
+            if claimed != hasher(body).digest():
+                raise SignatureError(f"{label} does not match the body ({algorithm})")
+            checked += 1
+        if not checked:
+            raise SignatureError(f"{label} has no sha-256 or sha-512 value, the only digests "
+                                 "this node checks")
+
+
+def _authority(value: str) -> str:
+    value = value.strip().lower()
+    for default_port in (":80", ":443"):
+        value = value.removesuffix(default_port)
+    return value
+
+
+def check_host(headers: Mapping[str, str], expected_host: str) -> None:
+    """The Host the request was signed for must be this node's: a request signed for another
+    server must not replay here."""
+    received = {k.lower(): v for k, v in headers.items()}.get("host")
+    if received is None:
+        raise SignatureError("the request has no Host header")
+    if _authority(received) != _authority(expected_host):
+        raise SignatureError(f"the request is signed for host {received!r}, "
+                             f"but this node is {expected_host!r}")
+
+
+def checked_signing_string(
+    sig: ParsedSignature,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
+    now: float | None = None,
+    expected_host: str | None = None,
+) -> bytes:
+    """Every check that needs no key (covered headers, host, digest, time); returns the signing
+    string that the signer's key must then verify. `path` is the request target as received,
+    query included; `expected_host`, when given, is this node's host[:port]."""
+    now = time.time() if now is None else now
+    if "(request-target)" not in sig.headers:
+        raise SignatureError("the signature must cover (request-target)")
+    if "host" not in sig.headers:
+        raise SignatureError("the signature must cover host")
+    if expected_host is not None:
+        check_host(headers, expected_host)
+    if body is not None:
+        check_digest(sig.headers, headers, body)
+    _check_time(sig, headers, now)
+    return _signing_string(sig, method, path, headers)
+
+
+def check_signature(sig: ParsedSignature, message: bytes, public_pem: str) -> None:
+    try:
+        key = load_public_key(public_pem)
+    except ValueError as exc:
+        raise SignatureError("the signer's public key cannot be read") from exc
+    try:
+        key.verify(sig.signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature as exc:
+        raise SignatureError("signature does not verify") from exc
 
 
 def verify_request(
@@ -206,24 +278,8 @@ def verify_request(
     public_pem: str,
     body: bytes | None = None,
     now: float | None = None,
+    expected_host: str | None = None,
 ) -> None:
     """Raise SignatureError unless `sig` is a valid, fresh signature of this request."""
-    now = time.time() if now is None else now
-    if "(request-target)" not in sig.headers:
-        raise SignatureError("the signature must cover (request-target)")
-    if "host" not in sig.headers:
-        raise SignatureError("the signature must cover host")
-    if body is not None:
-        if "digest" not in sig.headers and "content-digest" not in sig.headers:
-            raise SignatureError("a signed POST must cover its digest")
-        check_digest(headers, body)
-    _check_time(sig, headers, now)
-    message = _signing_string(sig, method, path, headers)
-    try:
-        key = load_public_key(public_pem)
-    except ValueError as exc:
-        raise SignatureError("the signer's public key cannot be read") from exc
-    try:
-        key.verify(sig.signature, message, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature as exc:
-        raise SignatureError("signature does not verify") from exc
+    message = checked_signing_string(sig, method, path, headers, body, now, expected_host)
+    check_signature(sig, message, public_pem)

@@ -92,9 +92,8 @@ def parse_activity(body: bytes) -> dict[str, Any]:
 
 async def verify_signer(node: Node, request: Request, body: bytes) -> str:
     """Check the HTTP signature; returns the URI of the actor who owns the signing key."""
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        return await verified_signer(node, request.method, path, dict(request.headers), body)
+        return await verified_signer(node, request, body)
     except SignatureError as exc:
         raise Refused(401, str(exc)) from exc
 

@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "serve":
         import uvicorn
 
+        from node.http_server import server_options
+
         # Create the schema and the first organisation before any web worker starts.
         asyncio.run(_init(settings))
         parts = urlsplit(settings.base_url)
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             "node.app:create_app", factory=True, host=bind, port=bind_port,
             workers=args.workers, log_level=settings.log_level.lower(),
             proxy_headers=True, access_log=settings.log_level == "DEBUG",
+            **server_options(settings),
         )
     else:  # pragma: no cover
         parser.print_help()

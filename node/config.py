@@ -39,6 +39,12 @@ class Settings:
     # Serve ActivityPub documents only to signed GETs (Mastodon's secure mode).
     authorized_fetch: bool = False
     max_inbox_bytes: int = 1024 * 1024
+    # Behind a proxy that rewrites Host: take the client's Host from X-Forwarded-Host.
+    trust_forwarded_host: bool = False
+    # The web server's limits on a request head (node/http_server.py) and on idle connections.
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
     # Multiplies the delivery retry delays; tests shrink it to seconds.
     backoff_scale: float = 1.0
     delivery_timeout: float = 10.0
@@ -110,6 +116,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         run_worker=_flag(env.get("NODE_RUN_WORKER"), True),
         authorized_fetch=_flag(env.get("NODE_AUTHORIZED_FETCH"), False),
         max_inbox_bytes=int(env.get("NODE_MAX_INBOX_BYTES", 1024 * 1024)),
+        trust_forwarded_host=_flag(env.get("NODE_TRUST_FORWARDED_HOST"), False),
+        max_header_bytes=int(env.get("NODE_MAX_HEADER_BYTES") or 32 * 1024),
+        header_timeout=float(env.get("NODE_HEADER_TIMEOUT") or 10),
+        keep_alive_timeout=float(env.get("NODE_KEEP_ALIVE_TIMEOUT") or 5),
         backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),

@@ -9,6 +9,7 @@ from activitypub.origin import same_origin
 from activitypub.transport import Transport
 from node.config import Settings
 from node.db import Database
+from node.policy import is_blocked
 
 
 @dataclass
@@ -21,8 +22,6 @@ class Node:
 
     @classmethod
     def create(cls, settings: Settings) -> Node:
-        from node.moderation.domains import is_blocked
-
         node = cls(
             settings=settings,
             db=Database(settings.database_url),

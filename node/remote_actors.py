@@ -16,7 +16,7 @@ from activitypub.webfinger import parse_handle, self_link
 from node.actors import instance_actor, signing_key
 from node.context import Node
 from node.db import dumps, now
-from node.moderation.domains import is_blocked
+from node.policy import is_blocked
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from node.actors import by_id, signing_key
 from node.context import Node
 from node.db import now
 from node.moderation.account_data import erase_key_when_sent
-from node.moderation.domains import is_blocked
+from node.policy import is_blocked
 from outbox import hosts, queue
 
 log = logging.getLogger(__name__)

@@ -134,7 +134,8 @@ async def test_bad_domain_blocks_are_refused_and_change_nothing(app_node, domain
 
 
 async def test_subdomains_are_blocked_with_their_domain(app_node):
-    from node.moderation.domains import block_domain, is_blocked
+    from node.moderation.domains import block_domain
+    from node.policy import is_blocked
     node, _ = app_node
     await block_domain(node, "HTTPS://Spam.Example./path")
     assert await is_blocked(node, "https://a.b.spam.example/users/x")

@@ -12,6 +12,10 @@ async def record_reaction(ctx: InboxContext, kind: str) -> bool:
     target = id_of(ctx.object)
     if not target or not ctx.node.is_local(target):
         return False
+    # Ours, but only counted when it exists: a reaction to an id we never published is noise.
+    if not await ctx.node.db.fetch_val(
+            "SELECT 1 FROM objects WHERE uri = :u AND deleted = 0", {"u": target}):
+        return True
     await ctx.node.db.execute(
         "INSERT INTO reactions (activity_id, type, actor_uri, object_uri, created_at) "
         "VALUES (:a, :t, :f, :o, :c) ON CONFLICT DO NOTHING",

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from activitypub.model import InvalidObject, RemoteObject, from_json
-from activitypub.origin import same_origin
+from activitypub.origin import may_author
 from activitypub.vocab import as_list, id_of
 from inbox.context import ActivityRejected, InboxContext
 from node.context import Node
@@ -28,7 +28,7 @@ async def handle(ctx: InboxContext) -> None:
         model = from_json(obj)
     except InvalidObject as exc:
         raise ActivityRejected(str(exc)) from exc
-    if model.author != ctx.actor_uri or not same_origin(model.id, ctx.actor_uri):
+    if not may_author(ctx.actor_uri, model.id, model.author):
         raise ActivityRejected("an actor can only create objects of its own")
     if ctx.node.is_local(model.id):
         raise ActivityRejected("a peer cannot create objects in this node's name")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from activitypub.origin import same_origin
+from activitypub.origin import may_author, same_origin
 from activitypub.vocab import id_of
 from inbox.context import InboxContext
 from node.objects import get_object, mark_deleted, record_tombstone
@@ -38,7 +38,7 @@ async def handle(ctx: InboxContext) -> None:
         await record_tombstone(ctx.node, target, ctx.actor_uri)
         await post_deleted(ctx.node, target, ctx.actor_uri)
         return
-    if existing["attributed_to"] != ctx.actor_uri:
+    if not may_author(ctx.actor_uri, target, existing["attributed_to"]):
         log.info("Delete of %s by %s, who is not its author; ignored", target, ctx.actor_uri)
         return
     await mark_deleted(ctx.node, target)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from activitypub.model import InvalidObject, from_json
-from activitypub.origin import same_origin
+from activitypub.origin import may_author
 from activitypub.vocab import ACTOR_TYPES, types_of
 from inbox.context import ActivityRejected, InboxContext
 from node.objects import get_object, store_model
@@ -33,7 +33,7 @@ async def handle(ctx: InboxContext) -> None:
         model = from_json(obj)
     except InvalidObject as exc:
         raise ActivityRejected(str(exc)) from exc
-    if model.author != ctx.actor_uri or not same_origin(model.id, ctx.actor_uri):
+    if not may_author(ctx.actor_uri, model.id, model.author):
         raise ActivityRejected("only the author can update an object")
     existing = await get_object(ctx.node, model.id)
     if existing is None or existing["deleted"]:

@@ -7,7 +7,8 @@ import time
 
 from node.context import Node
 from node.db import now
-from node.moderation.domains import CACHE_SECONDS, ModerationError
+from node.moderation.domains import ModerationError
+from node.policy import CACHE_SECONDS
 
 NODE_WIDE = "*"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from activitypub.signatures import SignatureError, parse_signature
 from node.context import Node
 from node.moderation.blocks import is_blocked_node_wide
-from node.moderation.domains import is_blocked
+from node.policy import is_blocked
 
 
 async def refusal(node: Node, actor_uri: str, signature_header: str | None) -> str | None:

@@ -35,7 +35,7 @@ async def fetch_refusal(request: Request, json_only: bool) -> Response | None:
         return None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        signer = await verified_signer(node, request.method, path, dict(request.headers), None)
+        signer = await verified_signer(node, request, None)
     except SignatureError as exc:
         log.info("authorized fetch refused GET %s: %s", path, exc)
         return JSONResponse({"error": f"this node requires signed fetches: {exc}"},

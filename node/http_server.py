@@ -1,0 +1,141 @@
+"""Limits on a request head, which uvicorn does not set.
+
+uvicorn's httptools protocol buffers a request head of any size and waits for it without end:
+its keep-alive timer runs only between two requests, and nothing runs before the first. One
+client could hold connections (and their memory) with heads sent a byte a minute, or send
+megabytes of headers. `GuardedHttpToolsProtocol` adds, at the layer that reads the bytes:
+
+- a size limit on the request line and headers together: 431 and the connection closed;
+- a deadline for the whole head, counted from the moment the connection opens or a request's
+  first byte arrives: 408 and closed (closed without a word when nothing came at all).
+
+The ASGI app cannot do this: it sees a request only once its head is complete.
+`python -m node serve` selects it through uvicorn's `http` option (`server_options`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from node.config import Settings
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options that bound what one connection may cost."""
+    protocol = functools.partial(GuardedHttpToolsProtocol, max_head_bytes=settings.max_header_bytes,
+                                 head_timeout=settings.header_timeout)
+    return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout}
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, max_head_bytes: int, head_timeout: float,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_head_bytes = max_head_bytes
+        self.head_timeout = head_timeout
+        # A head is awaited from the connection's start, and again from a request's first byte.
+        self._awaiting_head = True
+        self._head_begun = False
+        self._head_bytes = 0  # received while the head is incomplete
+        self._head_size = 0  # request line and headers as parsed
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        awaiting = self._awaiting_head
+        super().data_received(data)
+        # Bytes that did not complete a head are all head: httptools keeps them until it does.
+        if awaiting and self._awaiting_head and not self._refused:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+    # --- parser callbacks: nothing more is parsed once the request is refused ------------------
+    def on_message_begin(self) -> None:
+        if self._refused:
+            return
+        super().on_message_begin()
+        self._awaiting_head = self._head_begun = True
+        self._head_bytes = self._head_size = 0
+        if self._head_deadline is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        if not self._refused:
+            super().on_url(url)
+            self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._refused:
+            super().on_header(name, value)
+            self._count(len(name) + len(value) + 4)
+
+    def on_headers_complete(self) -> None:
+        if self._refused:
+            return
+        self._awaiting_head = self._head_begun = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
+
+    def _should_upgrade(self) -> bool:
+        return not self._refused and super()._should_upgrade()
+
+    # --- the limits -----------------------------------------------------------------------------
+    def _count(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > self.max_head_bytes:
+            self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+
+    def _arm(self) -> None:
+        self._head_deadline = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _disarm(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if self._head_begun:
+            self._refuse(HTTPStatus.REQUEST_TIMEOUT)
+        elif not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse(self, status: HTTPStatus) -> None:
+        self._refused = True
+        self._disarm()
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and not self.cycle.response_complete
+        if not answering:  # never write into the middle of another response
+            body = status.phrase.encode()
+            head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
+            head += [name + b": " + value + b"\r\n"
+                     for name, value in self.server_state.default_headers]
+            head.append(b"content-type: text/plain; charset=utf-8\r\n"
+                        b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+            self.transport.write(b"".join(head) + body)
+        self.transport.close()
