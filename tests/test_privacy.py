@@ -133,12 +133,15 @@ async def test_deleting_an_account_federates_and_erases_everything(app_node, pee
     worker = DeliveryWorker(node)
     for job in await queue.claim(node, worker.id, 50, 30):
         await worker.deliver(job)
-    delete = peer.wait_for("Delete")[0]
-    assert delete["actor"] == uri and delete["object"] == uri
-    received = next(r for r in peer.received if r.activity["type"] == "Delete")
-    sig = parse_signature(received.headers["signature"])
-    assert sig.key_id == f"{uri}#main-key"
-    verify_request(sig, "POST", received.path, received.headers, public_pem, received.body)
+    # One Delete per note of theirs (a Tombstone), and the Delete of the actor; all signed.
+    deletes = peer.wait_for("Delete", count=2)
+    assert all(d["actor"] == uri for d in deletes)
+    assert [d["object"] for d in deletes if d["object"] == uri] == [uri]
+    assert [d["object"]["type"] for d in deletes if d["object"] != uri] == ["Tombstone"]
+    for received in (r for r in peer.received if r.activity["type"] == "Delete"):
+        sig = parse_signature(received.headers["signature"])
+        assert sig.key_id == f"{uri}#main-key"
+        verify_request(sig, "POST", received.path, received.headers, public_pem, received.body)
 
     actor = await node.db.fetch_one("SELECT * FROM actors WHERE username = 'amk'")
     assert actor["private_key_pem"] == "" and actor["public_key_pem"] == ""
@@ -162,8 +165,10 @@ async def test_admin_cannot_delete_itself(app_node):
 
 
 async def test_deletion_follows_references_across_tables(app_node, peer):
-    """Rows of others that only exist through the member's rows (a reply in the member's
-    conversation, a response to the member's post) go with them; others' own rows stay."""
+    """Others' words stay even where they hang on the member's rows: a stranger's response to
+    the member's post keeps that post as a shell (no title, no author, withdrawn), and the
+    admin's message in the member's conversation keeps the member's response as a shell (no
+    name, no message, no user). Nothing of the member's is left in them."""
     node, client = app_node
     tables = await table_columns(node)
     if not {"posts", "responses", "conversation_messages"} <= set(tables):
@@ -199,7 +204,17 @@ async def test_deletion_follows_references_across_tables(app_node, peer):
     resp = await client.post("/me/delete", data={"csrf_token": await token_of(client),
                                                  "password": PASSWORD, "confirm": "yes"})
     assert resp.status_code == 303, resp.text
-    assert {r["id"] for r in await node.db.fetch_all("SELECT id FROM posts")} == {"admins-post"}
-    assert await node.db.fetch_all("SELECT id FROM responses") == []
-    assert await node.db.fetch_all("SELECT id FROM conversation_messages") == []
+    posts = {r["id"]: r for r in await node.db.fetch_all("SELECT * FROM posts")}
+    assert set(posts) == {"admins-post", "members-post"}
+    shell = posts["members-post"]
+    assert (shell["title"], shell["author_user_id"], shell["status"]) == ("", None, "withdrawn")
+    responses = {r["id"]: r for r in await node.db.fetch_all("SELECT * FROM responses")}
+    assert set(responses) == {"members-answer", "strangers-answer"}
+    assert responses["strangers-answer"]["responder_name"] == "Other"
+    mine = responses["members-answer"]
+    assert (mine["responder_name"], mine["responder_user_id"], mine["message_html"]) == (
+        "", None, "")
+    messages = await node.db.fetch_all("SELECT * FROM conversation_messages")
+    assert [(m["body_html"], m["sender_user_id"]) for m in messages] == [
+        ("<p>Merci !</p>", admin_id)]
     assert await rows_mentioning(node, EMAIL, NAME, user_id) == []
