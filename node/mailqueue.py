@@ -169,6 +169,12 @@ def _permanent(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPDataError) and exc.smtp_code >= 500
 
 
+def _connection_lost(exc: Exception) -> bool:
+    # Every SMTPException is an OSError too: only a socket error or a hang-up ends the session.
+    return isinstance(exc, smtplib.SMTPServerDisconnected) or (
+        isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException))
+
+
 def _connect(settings: Settings, timeout: float) -> smtplib.SMTP:
     smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
     try:
@@ -196,9 +202,11 @@ class MailSender:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:mail"
         self.wake = asyncio.Event()
         self.stopping = False
-        # Every SMTP step waits at most this long; a lease outlives a connection and one send.
-        self.timeout = max(1.0, node.settings.delivery_timeout)
-        self.lease = 2 * self.timeout + 5
+        # Every SMTP step waits at most `timeout`, a whole message `deadline`; the lease, renewed
+        # before each message, outlives one.
+        self.timeout = max(0.5, node.settings.delivery_timeout)
+        self.deadline = 2 * self.timeout
+        self.lease = self.deadline + 5
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -252,14 +260,13 @@ class MailSender:
                 if not await still_mine(self.node, email, self.id, self.lease):
                     continue
                 try:
-                    message = build_message(settings, email)
-                    await asyncio.to_thread(smtp.send_message, message)
+                    await self._send_one(smtp, build_message(settings, email))
                 except (OSError, smtplib.SMTPException, ValueError) as exc:
                     permanent = isinstance(exc, ValueError) or _permanent(exc)
                     state = await mark_failed(self.node, email, str(exc), permanent)
                     log.warning("email %s to %s not sent (%s): %s", email.id, email.recipient,
                                 state, exc)
-                    if isinstance(exc, (OSError, smtplib.SMTPServerDisconnected)):
+                    if _connection_lost(exc):
                         # The connection is gone: the rest are tried on the next round.
                         for rest in emails[index + 1:]:
                             await mark_failed(self.node, rest, f"connection lost: {exc}")
@@ -270,6 +277,22 @@ class MailSender:
         finally:
             await asyncio.to_thread(_quit, smtp)
         return len(emails)
+
+    async def _send_one(self, smtp: smtplib.SMTP, message: EmailMessage) -> None:
+        """One message, within `deadline` as a whole (each SMTP step has `timeout`), so that the
+        lease renewed just before it outlives it."""
+        sending = asyncio.ensure_future(asyncio.to_thread(smtp.send_message, message))
+        done, _ = await asyncio.wait({sending}, timeout=self.deadline)
+        if sending in done:
+            sending.result()
+            return
+        # A blocked read in the thread ends when its socket is shut down.
+        if smtp.sock is not None:
+            with contextlib.suppress(OSError):
+                smtp.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(Exception):
+            await sending
+        raise smtplib.SMTPServerDisconnected(f"no answer within {self.deadline:g} s")
 
 
 # The sender running in this process for a node, woken when an email is queued.

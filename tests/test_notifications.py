@@ -179,8 +179,8 @@ async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
 
 async def test_a_dead_smtp_server_keeps_the_email_waiting_and_the_notification_stored(
         tmp_path: Path, database_url: str):
-    dead_port = free_port("127.0.0.1")  # nothing listens there
-    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+    dead_port = free_port("127.0.0.122")  # nothing listens there (an address of this file's)
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.122",
                              NODE_SMTP_PORT=str(dead_port))
     async with running_app(settings) as (node, client):
         await sign_up(client, "z@example.org")

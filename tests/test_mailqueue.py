@@ -1,0 +1,244 @@
+"""The durable email queue against a real SMTP server (aiosmtpd) on loopback: an SMTP server
+that is down, a recipient refused for good, two senders on one database, a sender that dies
+holding its lease, and a node process killed with SIGKILL while emails wait."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from node import mailqueue
+from node.context import Node
+from tests.conftest import node_settings, running_app
+from tests.nodes import NodeProcess, csrf_from
+from tests.peers import free_port
+
+SMTP_HOST = "127.0.0.120"
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps every message it accepts; `refuse` names recipients it
+    refuses for good (550), `hang` makes it stall on the next message's data."""
+
+    def __init__(self, refuse: tuple[str, ...] = (), hang: bool = False) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse = refuse
+        self.hang = hang
+        self.hanging = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, options):  # noqa: N802
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        if self.hang:
+            self.hanging.set()
+            await asyncio.sleep(3600)
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+    def wait_for(self, count: int, timeout: float = 20) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.05)
+        return list(self.messages)
+
+
+class SmtpServer:
+    """aiosmtpd on a loopback port that may be started, stopped and started again."""
+
+    def __init__(self, host: str = SMTP_HOST, port: int | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.controller: Controller | None = None
+
+    def start(self, mailbox: Mailbox) -> Mailbox:
+        self.controller = Controller(mailbox, hostname=self.host, port=self.port)
+        self.controller.start()
+        return mailbox
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+def ids_of(messages: list[EmailMessage]) -> list[str]:
+    return sorted(m["Message-ID"] for m in messages)
+
+
+async def rows(node: Node) -> list[dict]:
+    return await node.db.fetch_all(
+        "SELECT recipient, state, attempts, last_error FROM email_queue ORDER BY id")
+
+
+async def wait_rows(node: Node, predicate) -> list[dict]:
+    for _ in range(400):  # 20 s
+        found = await rows(node)
+        if predicate(found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the queue never got there: {await rows(node)}")
+
+
+async def test_an_email_queued_in_a_transaction_exists_only_if_it_commits(
+        tmp_path: Path, database_url: str, smtp):
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST=SMTP_HOST,
+                             NODE_SMTP_PORT=str(smtp.port))
+    async with running_app(settings) as (node, _client):
+        with pytest.raises(RuntimeError):
+            async with node.db.transaction():
+                await mailqueue.enqueue_email(node, "gone@example.org", "Never", "Never sent")
+                raise RuntimeError("the change it told about failed")
+        async with node.db.transaction():
+            await mailqueue.enqueue_email(node, "kept@example.org", "Kept", "Sent")
+        assert [r["recipient"] for r in await rows(node)] == ["kept@example.org"]
+        # One address, one line: nothing can smuggle another recipient or header in.
+        for bad in ("a@example.org\r\nBcc: b@example.org", "a@example.org, b@example.org", "x"):
+            with pytest.raises(ValueError):
+                await mailqueue.enqueue_email(node, bad, "S", "T")
+    # Without an SMTP server configured there is nobody to send to: nothing is queued.
+    async with running_app(node_settings(tmp_path, database_url)) as (node, _client):
+        await mailqueue.enqueue_email(node, "nobody@example.org", "S", "T")
+        assert [r["recipient"] for r in await rows(node)] == ["kept@example.org"]
+
+
+async def test_emails_wait_while_smtp_is_down_then_arrive_exactly_once(
+        tmp_path: Path, database_url: str, smtp):
+    # The sender runs in the node's own lifespan, as in production.
+    settings = node_settings(tmp_path, database_url, NODE_RUN_WORKER="1",
+                             NODE_SMTP_HOST=SMTP_HOST, NODE_SMTP_PORT=str(smtp.port),
+                             NODE_SMTP_FROM="entraide@node.example")
+    async with running_app(settings) as (node, _client):
+        for n in range(3):
+            await mailqueue.enqueue_email(node, f"p{n}@example.org", f"Subject\r\nBcc: x {n}",
+                                          f"Body {n}", f"<p>Body {n}</p>", locale="nl")
+        # Nothing listens: each email is tried, fails, and is tried again later.
+        waiting = await wait_rows(node, lambda rs: all(r["attempts"] >= 2 for r in rs))
+        assert {r["state"] for r in waiting} == {"pending"}
+        assert all("connecting" in r["last_error"] for r in waiting)
+        mailbox = smtp.start(Mailbox())
+        await wait_rows(node, lambda rs: all(r["state"] == "sent" for r in rs))
+        await asyncio.sleep(0.5)  # time enough for a second copy, if one were coming
+    messages = mailbox.messages
+    assert sorted(m["To"] for m in messages) == [f"p{n}@example.org" for n in range(3)]
+    assert len(set(ids_of(messages))) == 3
+    first = next(m for m in messages if m["To"] == "p0@example.org")
+    assert first["Subject"] == "Subject Bcc: x 0" and first["Bcc"] is None
+    assert first["From"] == "entraide@node.example" and first["Content-Language"] == "nl"
+    assert first["Auto-Submitted"] == "auto-generated"
+    assert first.get_body(("plain",)).get_content().strip() == "Body 0"
+    assert first.get_body(("html",)).get_content().strip() == "<p>Body 0</p>"
+
+
+async def test_a_recipient_refused_for_good_fails_alone(tmp_path: Path, database_url: str,
+                                                        smtp):
+    mailbox = smtp.start(Mailbox(refuse=("nobody@example.org",)))
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST=SMTP_HOST,
+                             NODE_SMTP_PORT=str(smtp.port))
+    async with running_app(settings) as (node, _client):
+        for to in ("a@example.org", "nobody@example.org", "b@example.org"):
+            await mailqueue.enqueue_email(node, to, "Hello", "Text")
+        await mailqueue.send_due(node)
+        assert [(r["recipient"], r["state"], r["attempts"]) for r in await rows(node)] == [
+            ("a@example.org", "sent", 1), ("nobody@example.org", "failed", 1),
+            ("b@example.org", "sent", 1)]
+    assert sorted(m["To"] for m in mailbox.messages) == ["a@example.org", "b@example.org"]
+
+
+async def test_two_senders_on_one_database_send_each_email_once(
+        tmp_path: Path, database_url: str, smtp):
+    mailbox = smtp.start(Mailbox())
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST=SMTP_HOST,
+                             NODE_SMTP_PORT=str(smtp.port))
+    async with running_app(settings) as (node, _client):
+        for n in range(40):
+            await mailqueue.enqueue_email(node, f"m{n}@example.org", f"S{n}", "T")
+        # A second node object: its own connections, as another process would have.
+        other = Node.create(settings)
+        await other.start()
+        try:
+            tried = await asyncio.gather(mailqueue.send_due(node), mailqueue.send_due(other))
+        finally:
+            await other.stop()
+        assert sum(tried) == 40
+        assert {r["state"] for r in await rows(node)} == {"sent"}
+    assert len(mailbox.messages) == 40
+    assert len(set(ids_of(mailbox.messages))) == 40
+
+
+async def test_a_sender_that_dies_holding_emails_leaves_them_to_another(
+        tmp_path: Path, database_url: str, smtp):
+    mailbox = smtp.start(Mailbox())
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST=SMTP_HOST,
+                             NODE_SMTP_PORT=str(smtp.port))
+    async with running_app(settings) as (node, _client):
+        await mailqueue.enqueue_email(node, "late@example.org", "S", "T")
+        # A sender claims it, then dies before sending (its lease is short here).
+        [claimed] = await mailqueue.claim(node, "dead-sender", 10, lease=0.6)
+        assert await mailqueue.send_due(node) == 0  # the lease still holds: nobody else sends
+        assert mailbox.messages == []
+        # The dead sender cannot come back and send it after another took it.
+        await asyncio.sleep(0.7)
+        assert await mailqueue.send_due(node) == 1
+        assert not await mailqueue.still_mine(node, claimed, "dead-sender", 60)
+    assert [m["To"] for m in mailbox.messages] == ["late@example.org"]
+
+
+def invite(node: NodeProcess, email: str) -> None:
+    page = node.client.get("/account/invitations")
+    resp = node.client.post("/account/invitations", data={
+        "csrf_token": csrf_from(page.text), "email": email, "role": "member"})
+    assert resp.status_code == 200, resp.text
+
+
+def test_a_node_killed_while_emails_wait_sends_each_once_after_restart(tmp_path: Path):
+    smtp = SmtpServer(host="127.0.0.121")
+    node = NodeProcess(tmp_path / "node", host="127.0.0.121", NODE_SMTP_HOST="127.0.0.121",
+                       NODE_SMTP_PORT=str(smtp.port), NODE_DELIVERY_TIMEOUT="1").start()
+    try:
+        node.login()
+        people = [f"invited{n}@example.org" for n in range(3)]
+        for email in people:
+            invite(node, email)
+        # The SMTP server is down: all three are tried and wait.
+        node.wait_until("SELECT COUNT(*) AS n FROM email_queue WHERE attempts >= 1 "
+                        "HAVING COUNT(*) = 3")
+        # It comes back, but stalls on the first message: the node is killed mid-send, the
+        # email claimed and not accepted by the server.
+        stalled = smtp.start(Mailbox(hang=True))
+        assert stalled.hanging.wait(20), node.log()
+        node.kill()
+        smtp.stop()
+        assert node.query("SELECT COUNT(*) AS n FROM email_queue WHERE state = 'sent'") == [
+            {"n": 0}]
+        mailbox = smtp.start(Mailbox())
+        node.start()
+        messages = mailbox.wait_for(3, timeout=30)
+        node.wait_until("SELECT COUNT(*) AS n FROM email_queue WHERE state = 'sent' "
+                        "HAVING COUNT(*) = 3")
+        time.sleep(0.5)  # time enough for a second copy, if one were coming
+        assert sorted(m["To"] for m in mailbox.messages) == people, node.log()
+        assert len(set(ids_of(messages))) == 3
+        assert all("/invite/" in m.get_content() for m in messages)
+    finally:
+        node.close()
+        smtp.stop()
