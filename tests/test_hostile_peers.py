@@ -245,6 +245,30 @@ def test_the_pages_survive_every_shape(world: dict, tmp_path: Path) -> None:
                   "contentMap", "to", "sensitive", "context"):
         for value in odd_values:
             note = evil.note(mallory, "<p>shape test</p>", cc=[node.org_uri], **{field: value})
-            assert _send(world, mallory, evil.create(mallory, note)) in (202, 422), field
+            assert _send(world, mallory, evil.create(mallory, note)) in (202, 400, 422), field
     _assert_harmless(_pages(node))
     assert "Traceback" not in node.log()
+
+
+def _need(evil: HostilePeer, actor: HostileActor, text: str, **fields: Any) -> dict:
+    note = evil.note(actor, text, purpose="request", **fields)
+    note["publishes"] = {"type": "Intent", "id": note["id"] + "#primary",
+                         "action": "deliverService", "receiver": actor.uri}
+    return note
+
+
+def test_a_remote_need_behind_a_content_warning_stays_behind_it(world: dict) -> None:
+    node, evil, mallory = world["node"], world["evil"], world["mallory"]
+    need = _need(evil, mallory, "<p>my landlord threw us out last night</p>",
+                 summary="eviction, hard story")
+    assert _send(world, mallory, evil.create(mallory, need)) == 202
+    post = node.wait_until("SELECT id, title FROM posts WHERE uri = :u", {"u": need["id"]})[0]
+    assert "landlord" not in post["title"]  # lists show the warning, not the hidden text
+    page = node.client.get(f"/posts/{post['id']}").text
+    before, _, hidden = page.partition("<summary>eviction, hard story</summary>")
+    assert hidden and "landlord" not in before and "landlord" in hidden.split("</details>")[0]
+    sensitive = _need(evil, mallory, "<p>photos of the damage</p>", sensitive=True)
+    assert _send(world, mallory, evil.create(mallory, sensitive)) == 202
+    post = node.wait_until("SELECT id FROM posts WHERE uri = :u", {"u": sensitive["id"]})[0]
+    page = node.client.get(f"/posts/{post['id']}?lang=en").text
+    assert "<summary>Sensitive content</summary>" in page
