@@ -240,6 +240,15 @@ async def unread_conversations(node: Node, user_id: str) -> dict[str, int]:
     return {r["response_id"]: int(r["n"]) for r in rows}
 
 
+async def unread_by_post(node: Node, user_id: str) -> dict[str, int]:
+    """Unread notifications about the conversations of each post (an author's view)."""
+    rows = await node.db.fetch_all(
+        "SELECT r.post_id, COUNT(*) AS n FROM notifications n "
+        "JOIN responses r ON r.id = n.response_id WHERE n.user_id = :u AND n.is_read = 0 "
+        "GROUP BY r.post_id", {"u": user_id})
+    return {r["post_id"]: int(r["n"]) for r in rows}
+
+
 # --- email preferences -----------------------------------------------------------------------
 
 async def email_opt_outs(node: Node, user_id: str) -> set[str]:

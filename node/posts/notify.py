@@ -135,7 +135,7 @@ async def post_status_changed(node: Node, post: Row, status: str, *,
     if status not in TOLD_STATUSES:
         return
     rows = await node.db.fetch_all(
-        "SELECT id, responder_user_id FROM responses WHERE post_id = :p "
+        "SELECT responder_user_id FROM responses WHERE post_id = :p "
         "AND responder_user_id IS NOT NULL AND status IN ('pending', 'accepted') "
         "ORDER BY created_at", {"p": post["id"]})
     told: set[str] = set()
@@ -144,10 +144,10 @@ async def post_status_changed(node: Node, post: Row, status: str, *,
         if user_id == by_user_id or user_id in told:
             continue
         told.add(user_id)
+        # About the post, not the conversation: reading the conversation leaves it unread.
         await _safely("a responder", post, n.notify(
             node, user_id, n.POST_STATUS_CHANGED,
-            {"title": post["title"], "url": _post_url(node, post), "status": status},
-            row["id"]))
+            {"title": post["title"], "url": _post_url(node, post), "status": status}))
 
 
 async def new_post(node: Node, post: Row) -> None:

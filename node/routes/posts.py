@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
+from node import notifications
 from node.actors import by_username
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
@@ -357,6 +358,8 @@ async def conversation_view(request: Request) -> Response:
             except ResponseError as exc:
                 errors, status = exc.errors, 400
     node = node_of(request)
+    # What told the member about this conversation is read now.
+    await notifications.mark_conversation_read(node, user["id"], response["id"])
     hidden = await hidden_from(node, user["id"])
     messages = [m for m in await responses.messages_of(node, response["id"])
                 if m["sender_uri"] not in hidden]
@@ -373,7 +376,9 @@ async def mine_view(request: Request) -> Response:
     posts = await node.db.fetch_all(
         "SELECT * FROM posts WHERE author_user_id = :u ORDER BY created_at DESC", {"u": user["id"]})
     return await render(request, "posts/mine.html", posts=posts,
-                        responses=await responses.responses_by(node, user["id"]))
+                        responses=await responses.responses_by(node, user["id"]),
+                        unread=await notifications.unread_conversations(node, user["id"]),
+                        unread_posts=await notifications.unread_by_post(node, user["id"]))
 
 
 routes = [
