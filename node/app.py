@@ -9,19 +9,20 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from node import mailqueue
+from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
 from node.i18n import LocaleMiddleware
 from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
-from node.routes import accounts, actors, objects, posts, tags, web, wellknown
+from node.routes import accounts, actors, objects, passwords, posts, tags, web, wellknown
 from node.routes import moderation as moderation_routes
 from node.routes import notifications as notification_routes
+from node.security_headers import SecurityHeadersMiddleware
 from outbox.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *actors.routes,
             *objects.routes,
             *accounts.routes,
+            *passwords.routes,
             *notification_routes.routes,
             *tags.routes,
             *posts.routes,
@@ -71,12 +73,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
                   name="static"),
         ],
         middleware=[
-            # Outermost: an abusive client is turned away before any other work.
+            Middleware(SecurityHeadersMiddleware, allow_http_images=settings.allow_http),
+            # Then: an abusive client is turned away before any other work.
             Middleware(RateLimitMiddleware, limiter=lambda: node.rate_limiter),
             Middleware(LocaleMiddleware),
-            Middleware(SessionMiddleware, secret_key=settings.secret_key,
-                       session_cookie="entraide_session", same_site="lax",
-                       https_only=settings.base_url.startswith("https://")),
+            Middleware(ServerSessionMiddleware,
+                       secure=settings.base_url.startswith("https://"),
+                       may_start=lambda address: node.rate_limiter.may_start_session(address)),
             Middleware(SuspensionMiddleware),
         ],
         exception_handlers={RateLimited: rate_limited_handler},

@@ -7,6 +7,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from node.context import Node
 from node.db import new_id, now
+from node.ratelimit import limiter_of
 
 _hasher = PasswordHasher()
 ROLES = ("member", "coordinator", "admin")
@@ -42,11 +43,14 @@ async def create_user(
     return user_id
 
 
-async def authenticate(node: Node, email: str, password: str) -> dict | None:
+async def authenticate(node: Node, email: str, password: str, *, address: str) -> dict | None:
+    """The account if `password` is its password. Every form that checks a password comes
+    here, so every check is rate-limited per client `address` and per account (RateLimited);
+    only wrong passwords count against the limits."""
+    email = email.strip().lower()
+    refund = limiter_of(node).take_password_attempt(address, email)
     row = await node.db.fetch_one(
-        "SELECT id, email, role, password_hash FROM users WHERE email = :e",
-        {"e": email.strip().lower()},
-    )
+        "SELECT id, email, role, password_hash FROM users WHERE email = :e", {"e": email})
     if row is None:
         _hasher.hash(password)  # spend the same time whether or not the account exists
         return None
@@ -54,4 +58,11 @@ async def authenticate(node: Node, email: str, password: str) -> dict | None:
         _hasher.verify(row["password_hash"], password)
     except (VerificationError, InvalidHashError):
         return None
+    refund()
     return row
+
+
+async def set_password(node: Node, user_id: str, password: str) -> None:
+    """Stores a new password (the caller ends the sessions it should)."""
+    await node.db.execute("UPDATE users SET password_hash = :p WHERE id = :i",
+                          {"p": hash_password(password), "i": user_id})

@@ -72,6 +72,12 @@ class TokenBucket:
         self.buckets[key] = (tokens, stamp)
         return (cost - tokens) / self.per_second
 
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Gives back tokens taken for something that turned out not to count."""
+        if key in self.buckets:
+            tokens, last = self.buckets[key]
+            self.buckets[key] = (min(self.capacity, tokens + cost), last)
+
     def _bound(self) -> None:
         if len(self.buckets) <= MAX_KEYS:
             return
@@ -88,6 +94,14 @@ class Limits:
     inbox_per_host: Rate | None
     login_per_address: Rate | None
     signup_per_address: Rate | None
+    # Wrong passwords (every form that checks one), per client address and per account.
+    password_per_address: Rate | None = None
+    password_per_account: Rate | None = None
+    # "Forgot my password" forms per client address, and reset emails per address asked for.
+    reset_per_address: Rate | None = None
+    reset_per_account: Rate | None = None
+    # Sessions stored for visitors who are not signed in (a form's CSRF token), per address.
+    sessions_per_address: Rate | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> Limits:
@@ -96,6 +110,12 @@ class Limits:
             inbox_per_host=Rate.parse(env.get("NODE_RATE_INBOX_PER_HOST", "3000/60")),
             login_per_address=Rate.parse(env.get("NODE_RATE_LOGIN_PER_ADDRESS", "20/300")),
             signup_per_address=Rate.parse(env.get("NODE_RATE_SIGNUP_PER_ADDRESS", "10/3600")),
+            password_per_address=Rate.parse(env.get("NODE_RATE_PASSWORD_PER_ADDRESS", "10/300")),
+            password_per_account=Rate.parse(env.get("NODE_RATE_PASSWORD_PER_ACCOUNT", "10/900")),
+            reset_per_address=Rate.parse(env.get("NODE_RATE_RESET_PER_ADDRESS", "10/3600")),
+            reset_per_account=Rate.parse(env.get("NODE_RATE_RESET_PER_ACCOUNT", "3/3600")),
+            sessions_per_address=Rate.parse(env.get("NODE_RATE_SESSIONS_PER_ADDRESS",
+                                                    "200/600")),
         )
 
 
@@ -110,6 +130,11 @@ class Limiter:
         self.inbox_host = bucket(limits.inbox_per_host)
         self.login_address = bucket(limits.login_per_address)
         self.signup_address = bucket(limits.signup_per_address)
+        self.password_address = bucket(limits.password_per_address)
+        self.password_account = bucket(limits.password_per_account)
+        self.reset_address = bucket(limits.reset_per_address)
+        self.reset_account = bucket(limits.reset_per_account)
+        self.sessions_address = bucket(limits.sessions_per_address)
 
     @staticmethod
     def _check(bucket: TokenBucket | None, key: str, what: str) -> None:
@@ -130,6 +155,35 @@ class Limiter:
 
     def check_signup(self, address: str) -> None:
         self._check(self.signup_address, address, "sign-ups from this address")
+
+    def take_password_attempt(self, address: str, account: str) -> Callable[[], None]:
+        """Spends one password attempt of the address and one of the account, before the
+        password is checked (so that attempts made at once cannot all slip through); returns
+        the refund to call when the password was right, so that only wrong ones count."""
+        self._check(self.password_address, address, "password attempts from this address")
+        try:
+            self._check(self.password_account, account, "password attempts for this account")
+        except RateLimited:
+            if self.password_address is not None:
+                self.password_address.refund(address)
+            raise
+
+        def refund() -> None:
+            for bucket, key in ((self.password_address, address),
+                                (self.password_account, account)):
+                if bucket is not None:
+                    bucket.refund(key)
+        return refund
+
+    def check_reset(self, address: str) -> None:
+        self._check(self.reset_address, address, "password reset requests from this address")
+
+    def may_email_reset(self, account: str) -> bool:
+        """Whether one more reset email may go to this address (no answer ever says no)."""
+        return self.reset_account is None or self.reset_account.take(account) == 0.0
+
+    def may_start_session(self, address: str) -> bool:
+        return self.sessions_address is None or self.sessions_address.take(address) == 0.0
 
 
 def limiter_of(holder: object) -> Limiter:

@@ -52,7 +52,7 @@ async def counts(node: Node) -> tuple[int, int, int]:
 async def test_sign_up_makes_a_member_with_a_person_actor_in_the_organisation(app_en):
     node, client = app_en
     resp = await sign_up(client, "Marie.Dupont@Example.org", display_name="Marie D.")
-    assert resp.status_code == 303 and resp.headers["location"] == "/account?welcome=1"
+    assert resp.status_code == 303 and resp.headers["location"] == "/account"
     user = await node.db.fetch_one("SELECT * FROM users WHERE email = 'marie.dupont@example.org'")
     assert user["role"] == "member" and user["display_name"] == "Marie D."
     assert user["password_hash"].startswith("$argon2")
@@ -64,8 +64,10 @@ async def test_sign_up_makes_a_member_with_a_person_actor_in_the_organisation(ap
         {"u": user["id"], "o": org.id})
     assert membership == {"role": "member"}
     # Signed in at once; the Person is a real ActivityPub actor.
-    page = await client.get("/account?welcome=1")
+    page = await client.get("/account")
     assert page.status_code == 200 and "marie.dupont@example.org" in page.text
+    assert "Welcome! Your account is ready." in page.text  # a notice from the session, once
+    assert "Welcome!" not in (await client.get("/account")).text
     assert "@marie.dupont@127.0.0.1:8999" in page.text
     doc = (await client.get("/users/marie.dupont",
                             headers={"Accept": "application/activity+json"})).json()

@@ -36,7 +36,7 @@ async def _username_taken(node: Node, username: str) -> bool:
                                         {"u": username}))
 
 
-async def _free_username(node: Node, base: str) -> str:
+async def free_username(node: Node, base: str) -> str:
     """`base`, else `base2`, `base3`... the first one nobody has."""
     base = base[:27] if username_problem(base) is None else "member"
     candidate, n = base, 1
@@ -46,16 +46,20 @@ async def _free_username(node: Node, base: str) -> str:
     return candidate
 
 
-async def check_new_member(node: Node, form: NewMember) -> NewMember:
-    """Every problem of a sign-up at once (FormError), else the cleaned form."""
+async def check_new_member(node: Node, form: NewMember, *, email_may_be_known: bool = False,
+                           password_hashed: bool = False) -> NewMember:
+    """Every problem of a sign-up at once (FormError), else the cleaned form.
+    `email_may_be_known`: the answer must not tell whether the address has an account (sign-up
+    by confirmation link); `password_hashed`: the password was checked and hashed earlier."""
     errors: dict[str, str] = {}
     email = normalise_email(form.email)
     if problem := email_problem(email):
         errors["email"] = problem
-    elif await node.db.fetch_one("SELECT id FROM users WHERE email = :e", {"e": email}):
+    elif not email_may_be_known and await node.db.fetch_one(
+            "SELECT id FROM users WHERE email = :e", {"e": email}):
         errors["email"] = _("An account with this email address exists already. Log in, or "
                             "use another address.")
-    if problem := password_problem(form.password, form.confirm):
+    if not password_hashed and (problem := password_problem(form.password, form.confirm)):
         errors["password"] = problem
     username = form.username.strip().lower().lstrip("@")
     if username:
@@ -70,24 +74,26 @@ async def check_new_member(node: Node, form: NewMember) -> NewMember:
     if errors:
         raise FormError(errors)
     if not username:
-        username = await _free_username(node, username_from_email(email))
+        username = await free_username(node, username_from_email(email))
     return NewMember(email=email, password=form.password, username=username,
                      display_name=display_name or username, locale=locale)
 
 
 async def create_member(
-    node: Node, form: NewMember, org: LocalActor | None = None, role: str = "member"
+    node: Node, form: NewMember, org: LocalActor | None = None, role: str = "member",
+    password_hash: str | None = None,
 ) -> str:
     """Validates, then creates the user, their `Person` actor and their membership of `org`
-    (the node's first organisation when None). Returns the new user's id."""
+    (the node's first organisation when None). Returns the new user's id. `password_hash`:
+    the password was hashed when the sign-up was asked (confirmed by email later)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    clean = await check_new_member(node, form)
+    clean = await check_new_member(node, form, password_hashed=password_hash is not None)
     if org is None:
         orgs = await organisations(node)
         org = orgs[0] if orgs else None
     user_id = new_id()
-    password_hash = hash_password(clean.password)
+    password_hash = password_hash or hash_password(clean.password)
     try:
         async with node.db.transaction():
             actor = await create_actor(node, "Person", clean.username, clean.display_name)
@@ -105,7 +111,8 @@ async def create_member(
     except Exception:
         # Two sign-ups with the same address or handle at once: the second one loses on a
         # unique constraint (or in create_actor) and is told why, like any other duplicate.
-        await check_new_member(node, replace(form, username=clean.username))
+        await check_new_member(node, replace(form, username=clean.username),
+                               password_hashed=password_hash is not None)
         raise
     return user_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from node.accounts import sessions
 from node.actors import by_uri
 from node.context import Node
 from node.db import now
@@ -53,6 +54,8 @@ async def suspend(node: Node, user_id: str, reason: str, by: str) -> None:
         "INSERT INTO suspensions (user_id, reason, created_by, created_at) "
         "VALUES (:u, :r, :b, :t) ON CONFLICT (user_id) DO NOTHING",
         {"u": user_id, "r": reason.strip()[:500], "b": by, "t": now()})
+    # Signed out on every device now, not only at their next request (suspension.py).
+    await sessions.end_all(node, user_id)
 
 
 async def unsuspend(node: Node, user_id: str) -> None:

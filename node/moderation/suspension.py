@@ -1,4 +1,6 @@
-"""A suspended member is signed out at their next request, whatever page it is for."""
+"""A suspended member is signed out: `actions.suspend` ends every stored session of theirs at
+once, and this middleware refuses any session of a suspended account that still comes in (one
+made by a sign-in racing the suspension), whatever page it is for."""
 
 from __future__ import annotations
 
@@ -19,5 +21,6 @@ class SuspensionMiddleware:
         if user_id:
             node = scope["app"].state.node
             if await is_suspended(node, user_id):
+                # Cleared, the session is deleted when the response starts (sessions.save).
                 session.clear()
         await self.app(scope, receive, send)

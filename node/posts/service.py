@@ -159,8 +159,9 @@ async def expire_due(node: Node) -> int:
     count = 0
     for post in rows:
         try:
-            await change_status(node, post, "expired")
+            expired = await change_status(node, post, "expired")
             count += 1
         except PostError:
             continue  # another request expired it first
+        await notify.post_status_changed(node, expired, "expired")
     return count

@@ -7,18 +7,30 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import urlencode
 
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from node.accounts import invitations, preferences, roles
+from node.accounts import invitations, passwords, preferences, roles, signup_requests
 from node.accounts.errors import FormError
 from node.accounts.members import NewMember, create_member, member_actor, user_organisations
 from node.actors import organisations
 from node.auth import authenticate
 from node.i18n import COOKIE, LOCALES, _, current_locale, language_cookie
-from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+from node.moderation.actions import is_suspended
+from node.notices import flash
+from node.ratelimit import RateLimited
+from node.web_support import (
+    CsrfError,
+    check_csrf,
+    client_address,
+    current_user,
+    node_of,
+    rate_limited_text,
+    render,
+)
 
 
 def _text(form: FormData, name: str, limit: int = 1000) -> str:
@@ -34,9 +46,13 @@ def _new_member(form: FormData) -> NewMember:
     )
 
 
-def _sign_in(request: Request, user_id: str, response: Response, locale: str = "") -> Response:
+def _sign_in(request: Request, user_id: str, response: Response, locale: str = "",
+             notice: str | None = None) -> Response:
+    # A new user in the session gives it a new id (node/accounts/sessions.py).
     request.session.clear()
     request.session["user_id"] = user_id
+    if notice:
+        flash(request, notice)
     if locale in LOCALES:
         response.set_cookie(**language_cookie(locale))
     return response
@@ -68,12 +84,30 @@ async def signup(request: Request) -> Response:
     new = _new_member(form)
     if not new.locale:
         new = replace(new, locale=current_locale())
+    if node.settings.smtp_host:
+        return await _signup_by_email(request, new, org, values, orgs)
+    # No email: the node cannot check who owns an address, so the account is made at once.
     try:
         user_id = await create_member(node, new, org=org)
     except FormError as exc:
         return await render(request, "account/signup.html", status=400, errors=exc.errors,
                             values=values, orgs=orgs)
-    return _sign_in(request, user_id, RedirectResponse("/account?welcome=1", status_code=303))
+    return _sign_in(request, user_id, RedirectResponse("/account", status_code=303),
+                    notice="welcome")
+
+
+async def _signup_by_email(request: Request, new: NewMember, org, values: dict,
+                           orgs: list) -> Response:
+    """The same answer for a new address and a known one; the email makes the difference."""
+    node = node_of(request)
+    try:
+        clean = await signup_requests.check(node, new)
+    except FormError as exc:
+        return await render(request, "account/signup.html", status=400, errors=exc.errors,
+                            values=values, orgs=orgs)
+    page = await render(request, "account/check_email.html", email=clean.email)
+    page.background = BackgroundTask(signup_requests.request_signup, node, clean, org)
+    return page
 
 
 def _local_path(value: str | None) -> str:
@@ -86,20 +120,34 @@ def _local_path(value: str | None) -> str:
 
 async def login(request: Request) -> Response:
     if request.method == "GET":
+        # After a password reset, the form waits with the member's address filled in.
         return await render(request, "login.html", error=None,
+                            email=request.session.pop("login_email", ""),
                             next_path=_local_path(request.query_params.get("next")))
     form = await request.form()
     next_path = _local_path(_text(form, "next", 600))
+    email = _text(form, "email", 300)
     try:
         check_csrf(request, form)
     except CsrfError as exc:
         return await render(request, "login.html", error=str(exc), status=403,
-                            next_path=next_path)
+                            next_path=next_path, email=email)
     node = node_of(request)
-    user = await authenticate(node, _text(form, "email", 300), _text(form, "password", 1000))
+    try:
+        user = await authenticate(node, email, _text(form, "password", 1000),
+                                  address=client_address(request))
+    except RateLimited as exc:
+        page = await render(request, "login.html", error=rate_limited_text(exc), status=429,
+                            next_path=next_path, email=email)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if user is None:
         return await render(request, "login.html", error=_("Wrong email or password."),
-                            status=401, next_path=next_path)
+                            status=401, next_path=next_path, email=email)
+    if await is_suspended(node, user["id"]):
+        return await render(request, "login.html", status=403, next_path=next_path,
+                            email=email, error=_("This account is suspended by the "
+                                                 "moderators of this node."))
     locale = await node.db.fetch_val("SELECT locale FROM users WHERE id = :i", {"i": user["id"]})
     target = next_path or ("/admin" if user["role"] == "admin" else "/")
     return _sign_in(request, user["id"], RedirectResponse(target, status_code=303),
@@ -120,11 +168,11 @@ async def logout(request: Request) -> Response:
 # --- one's own settings ----------------------------------------------------------------------
 
 async def _account_page(request: Request, user: dict, errors: dict[str, str] | None = None,
-                        status: int = 200, message: str | None = None) -> Response:
+                        status: int = 200) -> Response:
     node = node_of(request)
     actor = await member_actor(node, user)
     return await render(
-        request, "account/profile.html", status=status, errors=errors or {}, message=message,
+        request, "account/profile.html", status=status, errors=errors or {},
         handle=f"@{actor.username}@{node.settings.host}" if actor else "",
         followed=await preferences.followed(node, user["id"]),
         categories=preferences.category_choices(),
@@ -139,12 +187,7 @@ async def account(request: Request) -> Response:
     if user is None:
         return _to_login(request)
     if request.method == "GET":
-        message = None
-        if request.query_params.get("welcome"):
-            message = _("Welcome! Your account is ready.")
-        elif request.query_params.get("saved"):
-            message = _("Your settings are saved.")
-        return await _account_page(request, user, message=message)
+        return await _account_page(request, user)
     form = await request.form()
     try:
         check_csrf(request, form)
@@ -160,7 +203,8 @@ async def account(request: Request) -> Response:
         )
     except FormError as exc:
         return await _account_page(request, user, errors=exc.errors, status=400)
-    response = RedirectResponse("/account?saved=1", status_code=303)
+    flash(request, "settings_saved")
+    response = RedirectResponse("/account", status_code=303)
     if locale:
         response.set_cookie(**language_cookie(locale))
     else:
@@ -247,26 +291,28 @@ async def accept_invite(request: Request) -> Response:
         return await render(request, "account/invite.html", status=400, errors=exc.errors,
                             invitation=invitation, values=values,
                             role_labels=roles.ROLE_LABELS)
-    return _sign_in(request, user_id, RedirectResponse("/account?welcome=1", status_code=303))
+    return _sign_in(request, user_id, RedirectResponse("/account", status_code=303),
+                    notice="welcome")
 
 
-# --- roles (admins) --------------------------------------------------------------------------
+# --- members: roles (admins) and reset links (coordinators and admins) ---------------------
 
-async def _members_page(request: Request, errors=None, status: int = 200,
-                        message: str | None = None) -> Response:
+async def _members_page(request: Request, user: dict, errors=None,
+                        status: int = 200) -> Response:
+    node = node_of(request)
+    users = (await roles.all_users(node) if roles.is_admin(user)
+             else await passwords.coordinated_members(node, user))
     return await render(request, "account/members.html", status=status, errors=errors or {},
-                        message=message, users=await roles.all_users(node_of(request)),
-                        role_labels=roles.ROLE_LABELS)
+                        users=users, role_labels=roles.ROLE_LABELS)
 
 
 async def members(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
         return _to_login(request)
-    if not roles.is_admin(user):
+    if not roles.can_coordinate(user):
         return await render(request, "account/forbidden.html", status=403)
-    message = _("The role is changed.") if request.query_params.get("saved") else None
-    return await _members_page(request, message=message)
+    return await _members_page(request, user)
 
 
 async def set_role(request: Request) -> Response:
@@ -279,13 +325,14 @@ async def set_role(request: Request) -> Response:
     try:
         check_csrf(request, form)
     except CsrfError as exc:
-        return await _members_page(request, errors={"form": str(exc)}, status=403)
+        return await _members_page(request, user, errors={"form": str(exc)}, status=403)
     try:
         await roles.set_role(node_of(request), user, request.path_params["user_id"],
                              _text(form, "role", 20))
     except FormError as exc:
-        return await _members_page(request, errors=exc.errors, status=400)
-    return RedirectResponse("/account/members?" + urlencode({"saved": 1}), status_code=303)
+        return await _members_page(request, user, errors=exc.errors, status=400)
+    flash(request, "role_changed")
+    return RedirectResponse("/account/members", status_code=303)
 
 
 routes = [

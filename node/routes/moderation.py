@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from node.accounts import sessions
 from node.auth import authenticate
 from node.moderation import account_data, actions, blocks, domains, reports
 from node.moderation.domains import ModerationError
-from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+from node.notices import flash
+from node.ratelimit import RateLimited
+from node.web_support import (
+    CsrfError,
+    check_csrf,
+    client_address,
+    current_user,
+    node_of,
+    rate_limited_text,
+    render,
+)
 
-Action = Callable[[Request, FormData, dict], Awaitable[str]]
+# An action returns the notice to show next (a key of node/notices.py) and its values.
+Action = Callable[[Request, FormData, dict], Awaitable[tuple[str, dict[str, str]]]]
 
 
 def _text(form: FormData, name: str, limit: int = 2000) -> str:
@@ -32,14 +43,14 @@ def _login() -> Response:
 
 # --- admins --------------------------------------------------------------------------------------
 
-async def _queue_page(request: Request, message: str | None = None, error: str | None = None,
+async def _queue_page(request: Request, error: str | None = None,
                       status: int = 200) -> Response:
     node = node_of(request)
     suspended = await node.db.fetch_all(
         "SELECT s.user_id, s.reason, u.email FROM suspensions s JOIN users u ON u.id = s.user_id "
         "ORDER BY s.created_at")
     return await render(
-        request, "moderation/queue.html", status=status, message=message, error=error,
+        request, "moderation/queue.html", status=status, error=error,
         reports=await reports.open_reports(node),
         domain_blocks=await domains.blocked_domains(node),
         actor_blocks=await blocks.blocked_by(node, blocks.NODE_WIDE),
@@ -53,56 +64,64 @@ async def queue_view(request: Request) -> Response:
         return _login()
     if user["role"] != "admin":
         return Response("Moderation is for the node's admins.", status_code=403)
-    return await _queue_page(request, message=request.query_params.get("msg"))
+    return await _queue_page(request)
 
 
-async def _block_domain(request: Request, form: FormData, user: dict) -> str:
+async def _block_domain(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     domain = await domains.block_domain(node_of(request), _text(form, "domain"),
                                         _text(form, "reason", 500), by=user["id"])
-    return f"{domain} is blocked: no delivery, no fetch, its activities are refused."
+    return "domain_blocked", {"domain": domain}
 
 
-async def _unblock_domain(request: Request, form: FormData, user: dict) -> str:
+async def _unblock_domain(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     if not await domains.unblock_domain(node_of(request), _text(form, "domain")):
         raise ModerationError("that domain was not blocked")
-    return "Domain unblocked."
+    return "domain_unblocked", {}
 
 
-async def _block_actor(request: Request, form: FormData, user: dict) -> str:
+async def _block_actor(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     uri = await blocks.block_actor(node_of(request), blocks.NODE_WIDE, _text(form, "actor"))
-    return f"{uri} is blocked on this node."
+    return "actor_blocked", {"actor": uri}
 
 
-async def _unblock_actor(request: Request, form: FormData, user: dict) -> str:
+async def _unblock_actor(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     if not await blocks.unblock_actor(node_of(request), blocks.NODE_WIDE, _text(form, "actor")):
         raise ModerationError("that account was not blocked")
-    return "Account unblocked."
+    return "actor_unblocked", {}
 
 
-async def _resolve(request: Request, form: FormData, user: dict) -> str:
+async def _resolve(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     await reports.resolve(node_of(request), _text(form, "report"), by=user["id"])
-    return "Report closed."
+    return "report_closed", {}
 
 
-async def _forward(request: Request, form: FormData, user: dict) -> str:
+async def _forward(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     await reports.forward(node_of(request), _text(form, "report"))
-    return "Report forwarded to the account's server."
+    return "report_forwarded", {}
 
 
-async def _remove_post(request: Request, form: FormData, user: dict) -> str:
+# What actions.remove_post says it did, as a notice.
+REMOVAL_NOTICES = {
+    "withdrawn, and a Delete was sent to those who had it": "post_withdrawn",
+    "hidden on this node": "post_hidden",
+    "removed, and a Delete was sent to the author's followers": "post_removed",
+}
+
+
+async def _remove_post(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     done = await actions.remove_post(node_of(request), _text(form, "target"))
-    return f"Post {done}."
+    return REMOVAL_NOTICES.get(done, "post_removed"), {}
 
 
-async def _suspend(request: Request, form: FormData, user: dict) -> str:
+async def _suspend(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     await actions.suspend(node_of(request), _text(form, "user"), _text(form, "reason", 500),
                           by=user["id"])
-    return "Account suspended: it is signed out and cannot act."
+    return "account_suspended", {}
 
 
-async def _unsuspend(request: Request, form: FormData, user: dict) -> str:
+async def _unsuspend(request: Request, form: FormData, user: dict) -> tuple[str, dict]:
     await actions.unsuspend(node_of(request), _text(form, "user"))
-    return "Suspension lifted."
+    return "suspension_lifted", {}
 
 
 ADMIN_ACTIONS: dict[str, Action] = {
@@ -128,10 +147,11 @@ async def admin_action(request: Request) -> Response:
     if action is None:
         return await _queue_page(request, error="Unknown action.", status=404)
     try:
-        message = await action(request, form, user)
+        notice, values = await action(request, form, user)
     except ModerationError as exc:
         return await _queue_page(request, error=str(exc), status=400)
-    return RedirectResponse("/moderation?" + urlencode({"msg": message}), status_code=303)
+    flash(request, notice, **values)
+    return RedirectResponse("/moderation", status_code=303)
 
 
 # --- members: reports and their own blocks -------------------------------------------------------
@@ -211,7 +231,16 @@ async def delete_view(request: Request) -> Response:
         return await render(request, "moderation/delete_account.html", error=str(exc),
                             status=403)
     # The password again: a borrowed, still signed-in phone must not erase someone's account.
-    if await authenticate(node, user["email"], _text(form, "password", 1000)) is None:
+    # Rate-limited like every password check (node/auth.py).
+    try:
+        checked = await authenticate(node, user["email"], _text(form, "password", 1000),
+                                     address=client_address(request))
+    except RateLimited as exc:
+        page = await render(request, "moderation/delete_account.html", status=429,
+                            error=rate_limited_text(exc))
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    if checked is None:
         return await render(request, "moderation/delete_account.html", status=400,
                             error="The password is not right; nothing was deleted.")
     if form.get("confirm") != "yes":
@@ -222,8 +251,10 @@ async def delete_view(request: Request) -> Response:
     except ModerationError as exc:
         return await render(request, "moderation/delete_account.html", status=400,
                             error=str(exc))
+    await sessions.end_all(node, user["id"])
     request.session.clear()
-    return RedirectResponse("/?account=deleted", status_code=303)
+    flash(request, "account_deleted")
+    return RedirectResponse("/", status_code=303)
 
 
 routes = [

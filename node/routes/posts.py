@@ -17,6 +17,7 @@ from node import notifications
 from node.actors import by_username
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
+from node.notices import flash
 from node.posts import categories, publishing, queries, responses, service, wire
 from node.posts.responses import ResponseError
 from node.posts.text import _
@@ -149,7 +150,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
     return await render(
         request, "posts/post.html", status=status, post=post, manage=manage,
         category=categories.get(post["category"]), my_responses=mine, notes=notes,
-        errors=errors or {}, message=message or request.query_params.get("msg", ""),
+        errors=errors or {}, message=message,
         form={}, can_respond=user is not None and not manage and post["status"] in (
             "open", "in_progress") and not mine)
 
@@ -202,8 +203,8 @@ async def new_view(request: Request) -> Response:
     except PostError as exc:
         return await _edit_page(request, kind if kind in KINDS else "need", values, exc.errors,
                                 status=400)
-    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Published.")}),
-                            status_code=303)
+    flash(request, "published")
+    return RedirectResponse(f"/posts/{post['id']}", status_code=303)
 
 
 async def edit_view(request: Request) -> Response:
@@ -229,8 +230,8 @@ async def edit_view(request: Request) -> Response:
         await service.edit_post(node, post, fields)
     except PostError as exc:
         return await _edit_page(request, post["kind"], values, exc.errors, post, status=400)
-    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Saved.")}),
-                            status_code=303)
+    flash(request, "saved")
+    return RedirectResponse(f"/posts/{post['id']}", status_code=303)
 
 
 async def _managed_post(request: Request) -> tuple[dict | None, dict, Response | None]:
@@ -267,8 +268,8 @@ async def status_view(request: Request) -> Response:
             await service.change_status(node_of(request), post, status)
     except PostError as exc:
         return await _post_page(request, post, user, 400, exc.errors)
-    return RedirectResponse(f"/posts/{post['id']}?" + urlencode({"msg": _("Status changed.")}),
-                            status_code=303)
+    flash(request, "status_changed")
+    return RedirectResponse(f"/posts/{post['id']}", status_code=303)
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -305,8 +306,7 @@ async def _responses_page(request: Request, post: dict, errors: dict | None = No
     shown = [r for r in await responses.responses_of(node, post["id"])
              if r["responder_uri"] not in hidden]
     return await render(request, "posts/responses.html", status=status, post=post,
-                        responses=shown, errors=errors or {},
-                        message=request.query_params.get("msg", ""))
+                        responses=shown, errors=errors or {})
 
 
 async def _response_and_post(request: Request) -> tuple[dict | None, dict | None]:
@@ -330,9 +330,8 @@ async def accept_view(request: Request) -> Response:
         await responses.accept(node_of(request), post, response)
     except (ResponseError, PostError) as exc:
         return await _responses_page(request, post, exc.errors, 400)
-    return RedirectResponse(
-        f"/posts/{post['id']}/responses?" + urlencode({"msg": _("Response accepted.")}),
-        status_code=303)
+    flash(request, "response_accepted")
+    return RedirectResponse(f"/posts/{post['id']}/responses", status_code=303)
 
 
 async def conversation_view(request: Request) -> Response:

@@ -14,6 +14,7 @@ from node import follows
 from node.actors import actor_uri, by_username, organisations
 from node.i18n import _
 from node.notes import delete_note, publish_note
+from node.notices import flash
 from node.timeline import shown
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
@@ -45,14 +46,14 @@ async def admin(request: Request) -> Response:
     user, org = await _admin_org(request)
     if user is None:
         return RedirectResponse("/login", status_code=303)
-    return await _admin_page(request, org, message=request.query_params.get("msg"))
+    return await _admin_page(request, org)
 
 
-async def _admin_page(request: Request, org, message=None, error=None, status=200) -> Response:
+async def _admin_page(request: Request, org, error=None, status=200) -> Response:
     node = node_of(request)
     uri = actor_uri(node, org)
     return await render(
-        request, "admin.html", status=status, org=org, uri=uri, message=message, error=error,
+        request, "admin.html", status=status, org=org, uri=uri, error=error,
         handle=f"@{org.username}@{node.settings.host}",
         followers=await follows.followers(node, uri),
         requests=await follows.followers(node, uri, state="pending"),
@@ -78,26 +79,24 @@ async def admin_action(request: Request) -> Response:
     try:
         if action == "follow":
             remote = await follows.follow_handle(node, org, target)
-            message = _("Follow request sent to %(handle)s.") % {"handle": remote.handle}
+            flash(request, "follow_sent", handle=remote.handle)
         elif action == "unfollow":
             await follows.unfollow(node, org, target)
-            message = _("Unfollowed.")
+            flash(request, "unfollowed")
         elif action in ("accept", "reject"):
             await follows.answer_follow(node, org, target, accept=action == "accept")
-            message = (_("Follow request accepted.") if action == "accept"
-                       else _("Follow refused."))
+            flash(request, "follow_accepted" if action == "accept" else "follow_refused")
         elif action == "note":
             note = await publish_note(node, org, str(form.get("text", "")))
-            message = _("Published %(id)s.") % {"id": note["id"]}
+            flash(request, "note_published", id=note["id"])
         elif action == "delete-note":
             await delete_note(node, org, target)
-            message = _("Deleted.")
+            flash(request, "note_deleted")
         else:
             return await _admin_page(request, org, error=_("Unknown action."), status=404)
     except (HandleError, ValueError, FetchError) as exc:
         return await _admin_page(request, org, error=str(exc), status=400)
-    query = urlencode({"org": org.username, "msg": message})
-    return RedirectResponse(f"/admin?{query}", status_code=303)
+    return RedirectResponse("/admin?" + urlencode({"org": org.username}), status_code=303)
 
 
 routes = [
