@@ -62,8 +62,10 @@ class SmtpServer:
         self.host = host
         self.port = port or free_port(host)
         self.controller: Controller | None = None
+        self.mailbox = Mailbox()
 
     def start(self, mailbox: Mailbox) -> Mailbox:
+        self.mailbox = mailbox
         self.controller = Controller(mailbox, hostname=self.host, port=self.port)
         self.controller.start()
         return mailbox
