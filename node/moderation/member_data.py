@@ -122,12 +122,16 @@ MAP: dict[str, str] = {
     "conversation_messages": "in their voice or written by them in their conversations: "
                              "deleted; written as a coordinator in another's voice: forgotten",
     "remote_actors": "other servers' actors: nothing of a member",
+    "backfills": "fetches of followed remote actors' outboxes: nothing of a member",
     "hosts": "other servers' health: nothing of a member",
     "schema_migrations": "nothing of a member",
 }
 # Columns that refer to organisations only (a member is never there).
 ORGANISATION_COLUMNS = {("memberships", "org_id"), ("invitations", "org_id"),
                         ("signup_requests", "org_id"), ("users", "actor_id")}
+# Columns whose names look like a person's but hold a worker's id (queues' leases).
+WORKER_COLUMNS = {("deliveries", "claimed_by"), ("inbox_log", "claimed_by"),
+                  ("email_queue", "claimed_by"), ("backfills", "claimed_by")}
 # References handled in code below rather than through REFS.
 HANDLED_IN_CODE = {
     ("users", "id"), ("actors", "id"), ("gone_actors", "actor_id"),
@@ -159,6 +163,7 @@ class Belongings:
     post_shells: set[str] = field(default_factory=set)  # ids of their posts others answered
     responses: list[dict] = field(default_factory=list)
     response_shells: set[str] = field(default_factory=set)
+    answers: list[str] = field(default_factory=list)  # ids of others' responses to their posts
     messages: list[int] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)  # their other local objects
 
@@ -166,11 +171,16 @@ class Belongings:
     def object_uris(self) -> list[str]:
         return [p["uri"] for p in self.posts] + [n["uri"] for n in self.notes]
 
+    @property
+    def conversations(self) -> list[str]:
+        """Their responses and others' responses to their posts: in each, one side is theirs."""
+        return [r["id"] for r in self.responses] + self.answers
+
     def urls(self, node: Node) -> set[str]:
-        """The pages of their posts and responses, as a notification links to them."""
+        """The pages of their posts and conversations, as a notification links to them."""
         paths = [f"/posts/{p['id']}" for p in self.posts]
         paths += [f"/posts/{p['id']}/responses" for p in self.posts]
-        paths += [f"/responses/{r['id']}" for r in self.responses]
+        paths += [f"/responses/{r}" for r in self.conversations]
         return set(paths) | {node.url(p) for p in paths}
 
 
@@ -223,12 +233,12 @@ async def collect(node: Node, member: Member) -> Belongings:
     answers = [r for r in await _rows_in(node, "SELECT id, post_id FROM responses", "post_id",
                                          [p["id"] for p in found.posts]) if r["id"] not in own]
     found.post_shells = {r["post_id"] for r in answers}
+    found.answers = sorted(r["id"] for r in answers)
     # Their conversations: their responses, and others' responses to their posts. There, a
     # message in their voice or written by them is theirs; the other side's stays.
-    conversations = sorted(own | {r["id"] for r in answers})
     messages = await _rows_in(
         node, "SELECT id, response_id, sender_uri, sender_user_id FROM conversation_messages",
-        "response_id", conversations)
+        "response_id", found.conversations)
     theirs = {m["id"] for m in messages
               if m["sender_user_id"] == member.user_id or (member.uri and
                                                            m["sender_uri"] == member.uri)}
@@ -265,10 +275,11 @@ async def activities_of(node: Node, member: Member, found: Belongings,
 
 async def notifications_about(node: Node, member: Member, found: Belongings,
                               columns: dict[str, set[str]]) -> list[int]:
-    """Other members' notifications that link to the member's posts or responses (they carry
-    the post's title or the member's name): by the response's id, or the exact page address."""
+    """Other members' notifications about the member's posts and conversations (they carry the
+    post's title, the member's name, an excerpt of their words): by the conversation's id, or
+    the exact address of the page they link to."""
     urls = found.urls(node)
-    responses = {r["id"] for r in found.responses}
+    responses = set(found.conversations)
     with_response = "response_id" in columns.get("notifications", set())
     rows = await node.db.fetch_all(
         "SELECT id, payload" + (", response_id" if with_response else "")
@@ -306,6 +317,23 @@ async def schema(node: Node) -> dict[str, set[str]]:
     return found
 
 
+# What a shell keeps of the member's post or response: its id, kind, dates and the others'
+# words that hang on it; every column below is emptied.
+POST_SHELL: dict[str, Any] = {
+    "author_user_id": None, "status": "withdrawn", "title": "", "description_md": "",
+    "description_html": "", "neighbourhood": "", "latitude": None, "longitude": None,
+    "content_warning": ""}
+RESPONSE_SHELL: dict[str, Any] = {"responder_user_id": None, "responder_name": "",
+                                  "message_html": ""}
+
+
+def _shell_update(table: str, values: dict[str, Any], columns: dict[str, set[str]]) -> str:
+    present = [c for c in values if c in columns.get(table, set())]
+    if table == "posts":
+        present.append("updated_at")
+    return f"UPDATE {table} SET " + ", ".join(f"{c} = :{c}" for c in present)
+
+
 async def erase(node: Node, member: Member, found: Belongings, keep_after_seq: int) -> None:
     """Remove or forget everything of the member's (run inside one transaction)."""
     columns = await schema(node)
@@ -314,19 +342,16 @@ async def erase(node: Node, member: Member, found: Belongings, keep_after_seq: i
     shells = [r["id"] for r in found.responses if r["id"] in found.response_shells]
     gone = [r["id"] for r in found.responses if r["id"] not in found.response_shells]
     await _execute_in(node, "DELETE FROM responses", "id", gone)
-    await _execute_in(node, "UPDATE responses SET responder_user_id = NULL, responder_name = '', "
-                            "message_html = ''", "id", shells)
+    await _execute_in(node, _shell_update("responses", RESPONSE_SHELL, columns), "id", shells,
+                      RESPONSE_SHELL)
     await _execute_in(node, "DELETE FROM notifications", "id",
                       await notifications_about(node, member, found, columns))
     post_ids = [p["id"] for p in found.posts]
     await _execute_in(node, "DELETE FROM beneficiary_notes", "post_id", post_ids)
     await _execute_in(node, "DELETE FROM posts", "id",
                       [i for i in post_ids if i not in found.post_shells])
-    await _execute_in(
-        node, "UPDATE posts SET author_user_id = NULL, status = 'withdrawn', title = '', "
-              "description_md = '', description_html = '', neighbourhood = '', latitude = NULL, "
-              "longitude = NULL, updated_at = :t", "id", sorted(found.post_shells),
-        {"t": now()})
+    await _execute_in(node, _shell_update("posts", POST_SHELL, columns), "id",
+                      sorted(found.post_shells), {**POST_SHELL, "updated_at": now()})
     activities = await activities_of(node, member, found, keep_after_seq)
     await _execute_in(node, "DELETE FROM deliveries", "activity_uri", activities)
     await _execute_in(node, "DELETE FROM activities", "uri", activities)
