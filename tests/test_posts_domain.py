@@ -26,19 +26,20 @@ async def a_need(node, author: dict) -> dict:
     return await service.create_post(node, author, fields)
 
 
-async def test_two_accepts_at_once_accept_only_one(app_node):
+async def test_accepts_at_once_never_exceed_the_capacity(app_node):
     node, _client = app_node
     author = await a_user(node, "a@example.org")
-    post = await a_need(node, author)
-    first = await responses.respond(node, await a_user(node, "b@example.org"), post, "Me")
-    second = await responses.respond(node, await a_user(node, "c@example.org"), post, "Me too")
-    outcomes = await asyncio.gather(responses.accept(node, post, first),
-                                    responses.accept(node, post, second),
+    post = await a_need(node, author)  # capacity 2
+    helpers = [await responses.respond(node, await a_user(node, f"{n}@example.org"), post,
+                                       f"Me {n}") for n in "bcd"]
+    outcomes = await asyncio.gather(*(responses.accept(node, author, post, r) for r in helpers),
                                     return_exceptions=True)
-    assert sum(o is None for o in outcomes) == 1
-    assert all(isinstance(o, PostError | ResponseError) for o in outcomes if o is not None)
+    assert sum(isinstance(o, dict) for o in outcomes) == 2
+    assert all(isinstance(o, PostError | ResponseError) for o in outcomes
+               if not isinstance(o, dict))
     statuses = sorted(r["status"] for r in await node.db.fetch_all("SELECT * FROM responses"))
-    assert statuses == ["accepted", "declined"]
+    assert statuses == ["accepted", "accepted", "not_needed"]
+    assert await node.db.fetch_val("SELECT status FROM posts") == "in_progress"
 
 
 async def test_closed_posts_and_oversized_messages_take_no_response(app_node):

@@ -179,9 +179,11 @@ async def test_respond_accept_fulfil_on_one_node(app_node):
     assert resp.status_code == 303
     statuses = {r["message_html"]: r["status"] for r in
                 await node.db.fetch_all("SELECT * FROM responses")}
+    # The need takes two helpers: accepting one declines nobody, the post stays open.
     assert statuses == {"<p>I have a spare room.</p>\n": "accepted",
-                        "<p>We can host too.</p>\n": "declined"}
-    assert (await node.db.fetch_val("SELECT status FROM posts")) == "in_progress"
+                        "<p>We can host too.</p>\n": "pending"}
+    assert (await node.db.fetch_val("SELECT status FROM posts")) == "open"
+    assert "1 more person needed" in (await client.get(f"/posts/{post['id']}/responses")).text
 
     # The conversation: both sides write and read.
     conv = await client.get(f"/responses/{helper_response['id']}")
@@ -197,6 +199,9 @@ async def test_respond_accept_fulfil_on_one_node(app_node):
     resp = await client.post(f"/posts/{post['id']}/status",
                              data={"csrf_token": csrf(page), "action": "fulfil"})
     assert resp.status_code == 303
+    # Fulfilled: the response still waiting is told kindly that it is not needed.
+    assert await node.db.fetch_val(
+        "SELECT status FROM responses WHERE message_html LIKE '%host too%'") == "not_needed"
     # Fulfilled: out of the default list, still at its URL, marked fulfilled.
     assert f"/posts/{post['id']}" not in (await client.get("/posts")).text
     page = await client.get(f"/posts/{post['id']}")

@@ -153,8 +153,13 @@ def test_accept_names_the_offer_and_the_agreement():
     assert accept["object"] == "https://o.example/of/1"
     assert accept["result"] == {"type": "Agreement", "id": "https://o.example/of/1#agreement"}
     reject = wire.answer("Reject", f"{BASE}/a/2", WHO.attributed_to, "https://o.example/of/2",
-                         "https://o.example/users/y", reason="Thanks <3")
-    assert "result" not in reject and reject["content"] == "<p>Thanks &lt;3</p>"
+                         "https://o.example/users/y", why="full")
+    # The words go in a private Note in the responder's language; the Reject says why.
+    assert "result" not in reject and "content" not in reject
+    assert reject["answerReason"] == "full"
+    undo = wire.undo_answer(f"{BASE}/a/3", WHO.attributed_to, accept)
+    assert undo["type"] == "Undo" and undo["object"]["id"] == accept["id"]
+    assert "@context" not in undo["object"] and undo["to"] == ["https://o.example/users/x"]
 
 
 def test_places_and_categories():

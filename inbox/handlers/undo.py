@@ -1,4 +1,5 @@
-"""Undo of a Follow, a Like or an Announce; only the actor who did it can undo it."""
+"""Undo of a Follow, a Like, an Announce or the Accept of a response; only the actor who did
+it can undo it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 from activitypub.vocab import id_of, types_of
 from inbox.context import InboxContext
+from node.posts.incoming import answer_undone
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +43,5 @@ async def handle(ctx: InboxContext) -> None:
                 {"f": ctx.actor_uri, "o": id_of(obj.get("object")),
                  "t": "Like" if "Like" in kinds else "Announce"},
             )
+    if "Accept" in kinds:
+        await answer_undone(ctx.node, ctx.actor_uri, obj)

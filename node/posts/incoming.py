@@ -15,7 +15,7 @@ from activitypub.vocab import id_of, is_public
 from node.context import Node
 from node.db import new_id, now
 from node.objects import sanitize_html, store_model
-from node.posts import notify, queries, responses, wire
+from node.posts import notify, parties, queries, responses, wire
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ async def store_remote_post(node: Node, model: RemoteObject,
         sets = ", ".join(f"{c} = :{c}" for c in changes)
         await node.db.execute(f"UPDATE posts SET {sets}, updated_at = :updated_at WHERE id = :id",
                               {**changes, "updated_at": stamp, "id": existing["id"]})
+        if changes.get("status", existing["status"]) != existing["status"]:
+            await notify.post_status_changed(node, {**existing, **changes}, changes["status"])
         return {**existing, **changes}
     row = {**fields, "id": new_id()[:16], "author_user_id": None, "proxied": 0,
            "description_md": "", "remote": 1, "created_at": fields["created_at"] or stamp,
@@ -91,7 +93,7 @@ def _takes_responses(post: dict) -> bool:
 
 
 def _is_side(actor: str, post: dict, response: dict) -> bool:
-    return actor in (post["attributed_to"], post["org_uri"], response["responder_uri"])
+    return parties.remote_may_write(actor, post, response)
 
 
 async def _new_response(node: Node, post: dict, actor: str, thread: str, body: str,
@@ -110,7 +112,8 @@ async def _new_response(node: Node, post: dict, actor: str, thread: str, body: s
         "RETURNING 1", row)
     if not inserted:
         return None  # the Offer and its Note raced: the other one made the response
-    await notify.new_response(node, post, name or actor)
+    await notify.new_response(node, post, name or actor, row)
+    await responses.response_arrived(node, post, row)  # told at once if the post is full
     return row
 
 
@@ -144,7 +147,9 @@ async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
         post = await queries.get_post(node, response["post_id"])
         if post is None or not _is_side(actor, post, response):
             return False
-        await responses.store_message(node, response["id"], actor, body, None, note_uri)
+        if await responses.store_message(node, response["id"], actor, body, None, note_uri):
+            await notify.new_message(node, post, response, sender_uri=actor, sender_user_id=None,
+                                     sender_name=await _actor_name(node, actor), body_html=body)
         if not response["message_html"] and actor == response["responder_uri"]:
             await node.db.execute("UPDATE responses SET message_html = :b WHERE id = :i",
                                   {"b": body, "i": response["id"]})
@@ -154,6 +159,8 @@ async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
         return False
     if not _takes_responses(post):
         log.info("reply %s to closed or unpublished post %s dropped", note_uri, post["uri"])
+        await responses.answer_late(node, post, actor, _thread_of(obj, actor, note_uri or ""),
+                                    reply_to=note_uri)
         return True
     public = is_public(obj)
     thread = _thread_of(obj, actor, note_uri)
@@ -183,6 +190,9 @@ async def offer_received(node: Node, actor: str, activity: dict[str, Any]) -> bo
     if not _takes_responses(post):
         log.info("Offer %s for closed or unpublished post %s dropped", activity["id"],
                  post["uri"])
+        await responses.answer_late(node, post, actor, _thread_of(activity, actor,
+                                                                  activity["id"]),
+                                    offer_uri=activity["id"])
         return True
     offer_uri = activity["id"]
     thread = _thread_of(activity, actor, offer_uri)
@@ -211,19 +221,42 @@ async def answer_received(node: Node, actor: str, activity: dict[str, Any],
     if post is None or actor not in (post["attributed_to"], post["org_uri"]):
         log.info("%s answered an offer about a post that is not theirs; ignored", actor)
         return True
+    # A Reject that only says the post is full or closed is no refusal of the person.
+    status = "accepted" if accepted else (
+        "not_needed" if activity.get("answerReason") in ("full", "closed") else "declined")
     await node.db.execute(
         "UPDATE responses SET status = :s, answer_uri = :a, updated_at = :t WHERE id = :i",
-        {"s": "accepted" if accepted else "declined", "a": activity["id"], "t": now(),
-         "i": response["id"]})
+        {"s": status, "a": activity["id"], "t": now(), "i": response["id"]})
+    # Our nodes put the words in a private Note; other software may put them here.
     text = activity.get("content")
     if isinstance(text, str) and text.strip():
         await responses.store_message(node, response["id"], actor, _clean(text), None,
                                       activity["id"])
-    if accepted:
-        await node.db.execute(
-            "UPDATE posts SET status = 'in_progress', updated_at = :t WHERE id = :i "
-            "AND status = 'open'", {"t": now(), "i": post["id"]})
-        await notify.response_accepted(node, post, response["responder_user_id"])
+    # The post's own status is its server's to change (an Update follows when it does).
+    if status == "accepted":
+        await notify.response_accepted(node, post, response)
+    elif status == "declined":
+        await notify.response_declined(node, post, response, note=_clean(text))
+    return True
+
+
+async def answer_undone(node: Node, actor: str, accepted: Any) -> bool:
+    """Undo{Accept}: the author of a post took back the acceptance of a member's response."""
+    accept_uri = id_of(accepted)
+    response = await node.db.fetch_one(
+        "SELECT * FROM responses WHERE answer_uri = :a AND responder_user_id IS NOT NULL",
+        {"a": accept_uri or ""})
+    if response is None:
+        return False
+    post = await queries.get_post(node, response["post_id"])
+    if post is None or actor not in (post["attributed_to"], post["org_uri"]):
+        log.info("%s undid an acceptance about a post that is not theirs; ignored", actor)
+        return True
+    undone = await node.db.fetch_val(
+        "UPDATE responses SET status = 'pending', updated_at = :t WHERE id = :i "
+        "AND status = 'accepted' RETURNING 1", {"t": now(), "i": response["id"]})
+    if undone:
+        await notify.acceptance_undone(node, post, response)
     return True
 
 
@@ -237,7 +270,10 @@ async def post_deleted(node: Node, uri: str, actor: str) -> None:
     if post is None or not post["remote"] or post["attributed_to"] != actor:
         return
     expired = post["ends_at"] is not None and post["ends_at"] < now() + 60
-    await node.db.execute(
-        "UPDATE posts SET status = :s, updated_at = :t WHERE id = :i",
-        {"s": "expired" if expired else "withdrawn", "t": now(), "i": post["id"]})
+    status = "expired" if expired else "withdrawn"
+    changed = await node.db.fetch_val(
+        "UPDATE posts SET status = :s, updated_at = :t WHERE id = :i AND status <> :s "
+        "RETURNING 1", {"s": status, "t": now(), "i": post["id"]})
+    if changed:
+        await notify.post_status_changed(node, {**post, "status": status}, status)
 

@@ -49,6 +49,7 @@ def post_context(base_url: str) -> list[Any]:
             "stipulates": "vf:stipulates", "satisfies": {"@id": "vf:satisfies", "@type": "@id"},
             "hasUnit": "om2:hasUnit", "hasNumericalValue": "om2:hasNumericalValue",
             "urgency": "entraide:urgency", "postStatus": "entraide:postStatus",
+            "answerReason": "entraide:answerReason",
         },
     ]
 
@@ -237,28 +238,46 @@ def offer(offer_id: str, responder: str, post_uri: str, post_author: str,
 
 
 def answer(kind: str, answer_id: str, actor: str, offer_id: str, responder: str,
-           agreement_id: str | None = None, reason: str = "") -> dict[str, Any]:
-    """Accept{object: <offer>, result: Agreement} or Reject{object: <offer>} with a reason."""
+           agreement_id: str | None = None, why: str = "") -> dict[str, Any]:
+    """Accept{object: <offer>, result: Agreement} or Reject{object: <offer>}. `why` tells a node
+    of ours whether a Reject declines the response or says the post is full or closed
+    (`answerReason`); the words themselves travel in a private Note in the responder's
+    language, which every fediverse software shows."""
     activity: dict[str, Any] = {
         "@context": post_context(_origin(answer_id)), "id": answer_id, "type": kind,
         "actor": actor, "object": offer_id, "to": [responder],
     }
     if kind == "Accept":
         activity["result"] = {"type": "Agreement", "id": agreement_id or f"{offer_id}#agreement"}
-    if reason:
-        activity["content"] = f"<p>{html.escape(reason)}</p>"
+    if why:
+        activity["answerReason"] = why
     return activity
 
 
-def private_note(note_id: str, author: str, recipient: str, in_reply_to: str, text_html: str,
-                 thread: str, mention_name: str = "") -> dict[str, Any]:
-    """A mentioned-only Note: a direct message Mastodon shows privately."""
+def undo_answer(undo_id: str, actor: str, accepted: dict[str, Any]) -> dict[str, Any]:
+    """Undo{Accept}: the author took an acceptance back; the response waits again."""
+    inner = {k: v for k, v in accepted.items() if k != "@context"}
     return {
+        "@context": post_context(_origin(undo_id)), "id": undo_id, "type": "Undo",
+        "actor": actor, "object": inner, "to": inner.get("to", []),
+    }
+
+
+def private_note(note_id: str, author: str, recipient: str, in_reply_to: str, text_html: str,
+                 thread: str, mention_name: str = "",
+                 content_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """A mentioned-only Note: a direct message Mastodon shows privately. `content_map` holds
+    the same words per language when the node wrote them for someone whose language it does
+    not know."""
+    note: dict[str, Any] = {
         "id": note_id, "type": "Note", "attributedTo": author, "inReplyTo": in_reply_to,
         "context": thread, "content": text_html, "to": [recipient], "cc": [],
         "published": iso(datetime.now(UTC).timestamp()),
         "tag": [{"type": "Mention", "href": recipient, "name": mention_name or recipient}],
     }
+    if content_map:
+        note["contentMap"] = content_map
+    return note
 
 
 def create_private(activity_id: str, note: dict[str, Any], base_url: str) -> dict[str, Any]:

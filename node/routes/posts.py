@@ -18,7 +18,7 @@ from node.actors import by_username
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.notices import flash
-from node.posts import categories, publishing, queries, responses, service, wire
+from node.posts import categories, parties, publishing, queries, responses, service, wire
 from node.posts.responses import ResponseError
 from node.posts.text import _
 from node.posts.validation import (
@@ -33,6 +33,7 @@ from node.web_support import TEMPLATES, CsrfError, check_csrf, current_user, nod
 
 LANGUAGES = ("fr", "nl", "en", "ar", "es", "pt", "ro", "ru", "tr", "uk", "de", "it", "pl")
 STATUS_ACTIONS = {"withdraw": "withdrawn", "fulfil": "fulfilled"}
+CONFIRMED = "yes"
 
 
 def _fallback_date(value: Any, format: str = "medium") -> str:
@@ -141,18 +142,21 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
                      errors: dict | None = None, message: str = "") -> Response:
     node = node_of(request)
     manage = queries.can_manage(user, post)
+    answers = await parties.speaks_for_post(node, user, post)
     mine = []
     if user is not None:
         mine = [r for r in await responses.responses_of(node, post["id"])
                 if r["responder_user_id"] == user["id"]]
     notes = await queries.beneficiary_notes(node, post["id"]) if (
         manage and post["proxied"] and user["role"] in queries.MANAGERS) else ""
+    late = responses.late_reason(post)
     return await render(
-        request, "posts/post.html", status=status, post=post, manage=manage,
+        request, "posts/post.html", status=status, post=post, manage=manage, answers=answers,
         category=categories.get(post["category"]), my_responses=mine, notes=notes,
         errors=errors or {}, message=message,
-        form={}, can_respond=user is not None and not manage and post["status"] in (
-            "open", "in_progress") and not mine)
+        form={}, late=late, post_side=await parties.post_side(node, post),
+        needed=None if post["remote"] else await responses.still_needed(node, post),
+        can_respond=user is not None and not answers and not late and not mine)
 
 
 # --- new and edit ------------------------------------------------------------------------------
@@ -252,9 +256,20 @@ def _forbidden() -> Response:
 
 
 async def status_view(request: Request) -> Response:
+    """Close a post (fulfilled or withdrawn). GET asks for confirmation: a page with the
+    consequences and one button that POSTs the change (no JavaScript needed)."""
     user, post, refusal = await _managed_post(request)
     if refusal is not None:
         return refusal
+    if request.method == "GET":
+        action = request.query_params.get("action", "")
+        if action not in STATUS_ACTIONS:
+            return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
+        waiting = [r for r in await responses.responses_of(node_of(request), post["id"])
+                   if r["status"] == "pending"]
+        return await render(request, "posts/confirm.html", post=post, step=action,
+                            action_url=f"/posts/{post['id']}/status", fields={"action": action},
+                            waiting=len(waiting), back=f"/posts/{post['id']}", errors={})
     form, csrf_error = await _form(request)
     if csrf_error:
         return await _post_page(request, post, user, 403, {"status": csrf_error})
@@ -262,10 +277,7 @@ async def status_view(request: Request) -> Response:
     if status is None:
         return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
     try:
-        if status == "fulfilled":
-            await responses.mark_fulfilled(node_of(request), post)
-        else:
-            await service.change_status(node_of(request), post, status)
+        await responses.close(node_of(request), post, status, user["id"])
     except PostError as exc:
         return await _post_page(request, post, user, 400, exc.errors)
     flash(request, "status_changed")
@@ -291,8 +303,25 @@ async def respond_view(request: Request) -> Response:
     return RedirectResponse(f"/responses/{row['id']}", status_code=303)
 
 
+async def _answered_post(request: Request) -> tuple[dict | None, dict, Response | None]:
+    """The post of the URL and the signed-in member who answers its responses (its author, or
+    a coordinator of the organisation of a proxied need: parties.py), or the refusal."""
+    user = await current_user(request)
+    post = await _post_or_none(request)
+    if post is None:
+        return user, {}, _not_found()
+    if not await parties.speaks_for_post(node_of(request), user, post):
+        return user, post, _login_redirect(request) if user is None else _not_a_party()
+    return user, post, None
+
+
+def _not_a_party() -> Response:
+    return JSONResponse({"error": "only the people taking part in this conversation can do "
+                                  "this"}, status_code=403)
+
+
 async def responses_view(request: Request) -> Response:
-    user, post, refusal = await _managed_post(request)
+    user, post, refusal = await _answered_post(request)
     if refusal is not None:
         return refusal
     return await _responses_page(request, post)
@@ -303,10 +332,15 @@ async def _responses_page(request: Request, post: dict, errors: dict | None = No
     node = node_of(request)
     user = await current_user(request)
     hidden = await hidden_from(node, user["id"] if user else None)
-    shown = [r for r in await responses.responses_of(node, post["id"])
+    shown = [{**r, "who": await parties.responder(node, r)}
+             for r in await responses.responses_of(node, post["id"])
              if r["responder_uri"] not in hidden]
     return await render(request, "posts/responses.html", status=status, post=post,
-                        responses=shown, errors=errors or {})
+                        responses=shown, errors=errors or {},
+                        places=responses.places(post),
+                        accepted=sum(r["status"] == "accepted" for r in shown),
+                        needed=await responses.still_needed(node, post),
+                        post_side=await parties.post_side(node, post))
 
 
 async def _response_and_post(request: Request) -> tuple[dict | None, dict | None]:
@@ -316,22 +350,90 @@ async def _response_and_post(request: Request) -> tuple[dict | None, dict | None
     return response, post
 
 
-async def accept_view(request: Request) -> Response:
+async def _answered_response(
+    request: Request,
+) -> tuple[dict | None, dict, dict, Response | None]:
+    """The response of the URL, its post and the member who answers it, or the refusal."""
     user = await current_user(request)
     response, post = await _response_and_post(request)
     if response is None or post is None:
-        return _not_found()
-    if not queries.can_manage(user, post):
-        return _login_redirect(request) if user is None else _forbidden()
+        return user, {}, {}, _not_found()
+    if not await parties.speaks_for_post(node_of(request), user, post):
+        return user, post, response, (_login_redirect(request) if user is None
+                                      else _not_a_party())
+    return user, post, response, None
+
+
+def _back_to_responses(request: Request, post: dict, notice: str) -> Response:
+    """Back to the responses page, which shows `notice` (a key of node/notices.py)."""
+    flash(request, notice)
+    return RedirectResponse(f"/posts/{post['id']}/responses", status_code=303)
+
+
+async def accept_view(request: Request) -> Response:
+    user, post, response, refusal = await _answered_response(request)
+    if refusal is not None:
+        return refusal
     form, csrf_error = await _form(request)
     if csrf_error:
         return await _responses_page(request, post, {"response": csrf_error}, 403)
     try:
-        await responses.accept(node_of(request), post, response)
+        await responses.accept(node_of(request), user, post, response)
     except (ResponseError, PostError) as exc:
         return await _responses_page(request, post, exc.errors, 400)
-    flash(request, "response_accepted")
-    return RedirectResponse(f"/posts/{post['id']}/responses", status_code=303)
+    return _back_to_responses(request, post, "response_accepted")
+
+
+async def _confirm_page(request: Request, post: dict, response: dict, step: str,
+                        errors: dict | None = None, status: int = 200,
+                        note: str = "") -> Response:
+    return await render(
+        request, "posts/confirm.html", status=status, post=post, step=step,
+        action_url=f"/responses/{response['id']}/{step}", fields={}, errors=errors or {},
+        who=await parties.responder(node_of(request), response), note=note,
+        back=f"/posts/{post['id']}/responses")
+
+
+async def decline_view(request: Request) -> Response:
+    """Decline one response, with an optional kind note; GET asks for confirmation."""
+    user, post, response, refusal = await _answered_response(request)
+    if refusal is not None:
+        return refusal
+    if request.method == "GET":
+        return await _confirm_page(request, post, response, "decline")
+    form, csrf_error = await _form(request)
+    note = str(form.get("note", ""))
+    if csrf_error:
+        return await _confirm_page(request, post, response, "decline", {"note": csrf_error},
+                                   403, note)
+    if form.get("confirm") != CONFIRMED:
+        return await _confirm_page(request, post, response, "decline", note=note)
+    try:
+        await responses.decline(node_of(request), user, post, response, note)
+    except (ResponseError, PostError) as exc:
+        errors = {"note": exc.errors.get("message") or exc.errors.get("response") or str(exc)}
+        return await _confirm_page(request, post, response, "decline", errors, 400, note)
+    return _back_to_responses(request, post, "response_declined")
+
+
+async def undo_view(request: Request) -> Response:
+    """Take an acceptance back; GET asks for confirmation."""
+    user, post, response, refusal = await _answered_response(request)
+    if refusal is not None:
+        return refusal
+    if request.method == "GET":
+        return await _confirm_page(request, post, response, "undo")
+    form, csrf_error = await _form(request)
+    if csrf_error:
+        return await _confirm_page(request, post, response, "undo", {"note": csrf_error}, 403)
+    if form.get("confirm") != CONFIRMED:
+        return await _confirm_page(request, post, response, "undo")
+    try:
+        await responses.undo_acceptance(node_of(request), user, post, response)
+    except (ResponseError, PostError) as exc:
+        return await _confirm_page(request, post, response, "undo",
+                                   {"note": exc.errors.get("response") or str(exc)}, 400)
+    return _back_to_responses(request, post, "acceptance_undone")
 
 
 async def conversation_view(request: Request) -> Response:
@@ -341,8 +443,10 @@ async def conversation_view(request: Request) -> Response:
         return _not_found()
     if user is None:
         return _login_redirect(request)
-    if not responses.is_party(user, post, response):
-        return _forbidden()
+    node = node_of(request)
+    # The one rule (parties.py): the responder and the post's side, nobody else.
+    if not await parties.may_take_part(node, user, post, response):
+        return _not_a_party()
     errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
@@ -351,20 +455,22 @@ async def conversation_view(request: Request) -> Response:
             errors, status = {"message": csrf_error}, 403
         else:
             try:
-                await responses.send_message(node_of(request), user, post, response,
+                await responses.send_message(node, user, post, response,
                                              str(form.get("message", "")))
                 return RedirectResponse(f"/responses/{response['id']}", status_code=303)
             except ResponseError as exc:
                 errors, status = exc.errors, 400
-    node = node_of(request)
     # What told the member about this conversation is read now.
     await notifications.mark_conversation_read(node, user["id"], response["id"])
     hidden = await hidden_from(node, user["id"])
-    messages = [m for m in await responses.messages_of(node, response["id"])
+    people = await parties.readers(node, post, response)
+    messages = [{**m, "by": await parties.speaker(node, post, response, m, people)}
+                for m in await responses.messages_of(node, response["id"])
                 if m["sender_uri"] not in hidden]
     return await render(
         request, "posts/conversation.html", status=status, post=post, response=response,
-        messages=messages, errors=errors, manage=queries.can_manage(user, post))
+        messages=messages, errors=errors, readers=people,
+        answers=await parties.speaks_for_post(node, user, post))
 
 
 async def mine_view(request: Request) -> Response:
@@ -386,9 +492,11 @@ routes = [
     Route("/posts/mine", mine_view),
     Route("/posts/{post_id}", signed_fetch(post_view, json_only=True)),
     Route("/posts/{post_id}/edit", edit_view, methods=["GET", "POST"]),
-    Route("/posts/{post_id}/status", status_view, methods=["POST"]),
+    Route("/posts/{post_id}/status", status_view, methods=["GET", "POST"]),
     Route("/posts/{post_id}/respond", respond_view, methods=["POST"]),
     Route("/posts/{post_id}/responses", responses_view),
     Route("/responses/{response_id}", conversation_view, methods=["GET", "POST"]),
     Route("/responses/{response_id}/accept", accept_view, methods=["POST"]),
+    Route("/responses/{response_id}/decline", decline_view, methods=["GET", "POST"]),
+    Route("/responses/{response_id}/undo", undo_view, methods=["GET", "POST"]),
 ]
