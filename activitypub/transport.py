@@ -1,5 +1,5 @@
 """Outgoing HTTP: signed GETs and POSTs over one pooled httpx client, with the limits a public
-server needs (address checks, redirects, timeouts, bounded reads)."""
+server needs (address checks, redirects, an overall deadline per request, bounded reads)."""
 
 from __future__ import annotations
 
@@ -174,12 +174,17 @@ class Transport:
         self.allow_private = allow_private
         self.allow_http = allow_http
         self.max_bytes = max_bytes
+        # httpx's timeouts bound each read, not the whole answer: a server dripping one byte
+        # every few seconds would hold the request for hours. This bounds it all together.
+        self.deadline = timeout
         # Set by the node: answers whether a URL's domain is blocked by its admins, so that no
         # fetch or delivery anywhere reaches a blocked domain.
         self.is_refused: Callable[[str], Awaitable[bool]] | None = None
         self.policy = AddressPolicy(allow_private, allowed_networks)
         self.backend = PinnedBackend(self.policy, resolver)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        # Roomy: a pool that slow hosts could fill would make every other request wait for a
+        # connection (the delivery worker bounds how many requests it has open).
+        limits = httpx.Limits(max_connections=1024, max_keepalive_connections=64)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=PinnedTransport(self.backend, limits),
@@ -221,6 +226,25 @@ class Transport:
         key: SigningKey | None = None,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> Response:
+        """One request, redirects followed; resolving, connecting, the headers and the whole
+        body must all be done within `deadline` seconds (default: the transport's timeout)."""
+        limit = self.deadline if deadline is None else deadline
+        try:
+            async with asyncio.timeout(limit):
+                return await self._request(method, url, key=key, body=body, headers=headers)
+        except TimeoutError as exc:
+            raise FetchError(f"{url} timed out: no complete answer within {limit:g} s") from exc
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        key: SigningKey | None,
+        body: bytes | None,
+        headers: dict[str, str] | None,
     ) -> Response:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
@@ -265,9 +289,11 @@ class Transport:
             raise FetchError(f"{url} answered HTTP {resp.status}", resp.status)
         return resp.json()
 
-    async def post_activity(self, url: str, key: SigningKey, activity: dict[str, Any]) -> Response:
+    async def post_activity(
+        self, url: str, key: SigningKey, activity: dict[str, Any], deadline: float | None = None
+    ) -> Response:
         body = json.dumps(activity, ensure_ascii=False).encode()
         return await self.request(
             "POST", url, key=key, body=body,
-            headers={"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT},
+            headers={"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT}, deadline=deadline,
         )

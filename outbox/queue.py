@@ -2,6 +2,11 @@
 
 A row is claimed with a lease; a worker that dies leaves the lease to run out and another claim
 takes the row again, so nothing accepted for delivery is lost. Receivers dedupe by activity id.
+
+Like the per-instance send queues of Mastodon and Lemmy, the rows of one host form that host's
+queue: a claim takes from each host only as many rows as the worker has free slots for that
+host (one while the host is failing), so a host that hangs keeps its backlog in the table and
+never crowds out the others.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ class Job:
     inbox_url: str
     host: str
     attempts: int
+    # The host's last delivery failed (from any worker): it gets one request at a time.
+    failing: bool = False
 
 
 async def enqueue(node: Node, activity_uri: str, sender_id: str, inboxes: list[str]) -> int:
@@ -40,21 +47,51 @@ async def enqueue(node: Node, activity_uri: str, sender_id: str, inboxes: list[s
     return len(rows)
 
 
-async def claim(node: Node, worker_id: str, limit: int, lease: float) -> list[Job]:
-    """Take up to `limit` due jobs for this worker, atomically across processes."""
+async def claim(
+    node: Node, worker_id: str, limit: int, lease: float,
+    per_host: int = 4, room: dict[str, int] | None = None,
+) -> list[Job]:
+    """Take up to `limit` due jobs for this worker, atomically across processes: at most
+    `per_host` per host (`room[host]` for a host the worker is already sending to, nothing when
+    that is 0) and one for a host whose last delivery failed."""
     if limit <= 0:
         return []
     stamp = now()
+    room = room or {}
+    values: dict[str, object] = {
+        "lease": stamp + lease, "w": worker_id, "now": stamp, "n": limit,
+        "scan": max(8 * limit, 256), "per_host": per_host,
+    }
+    full, partial = [], []
+    for index, (host, free) in enumerate(sorted(room.items())):
+        values[f"h{index}"] = host
+        if free <= 0:
+            full.append(f":h{index}")
+        else:
+            values[f"r{index}"] = free
+            partial.append(f"WHEN c.host = :h{index} THEN :r{index}")
+    # A full host's rows are left out of the scan, so its backlog cannot fill the window.
+    skip = f"AND host NOT IN ({', '.join(full)})" if full else ""
     lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
     rows = await node.db.fetch_all(
         "UPDATE deliveries SET locked_until = :lease, claimed_by = :w WHERE id IN ("
-        " SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= :now"
-        " AND (locked_until IS NULL OR locked_until < :now)"
-        f" ORDER BY next_attempt_at LIMIT :n {lock}"
-        ") RETURNING id, activity_uri, sender_id, inbox_url, host, attempts",
-        {"lease": stamp + lease, "w": worker_id, "now": stamp, "n": limit},
+        " SELECT id FROM ("
+        "  SELECT c.id, c.next_attempt_at, ROW_NUMBER() OVER ("
+        "   PARTITION BY c.host ORDER BY c.next_attempt_at, c.id) AS place,"
+        "  CASE WHEN h.last_failure_at > COALESCE(h.last_success_at, 0) THEN 1"
+        f"  {' '.join(partial)} ELSE :per_host END AS quota"
+        "  FROM (SELECT id, host, next_attempt_at FROM deliveries"
+        "   WHERE state = 'pending' AND next_attempt_at <= :now"
+        f"   AND (locked_until IS NULL OR locked_until < :now) {skip}"
+        f"   ORDER BY next_attempt_at LIMIT :scan {lock}) c"
+        "  LEFT JOIN hosts h ON h.host = c.host"
+        " ) ranked WHERE place <= quota ORDER BY next_attempt_at LIMIT :n"
+        ") RETURNING id, activity_uri, sender_id, inbox_url, host, attempts, EXISTS ("
+        " SELECT 1 FROM hosts h WHERE h.host = deliveries.host"
+        " AND h.last_failure_at > COALESCE(h.last_success_at, 0)) AS failing",
+        values,
     )
-    return [Job(**row) for row in rows]
+    return [Job(**{**row, "failing": bool(row["failing"])}) for row in rows]
 
 
 async def complete(node: Node, job: Job) -> None:
@@ -89,6 +126,9 @@ async def postpone(node: Node, job: Job, until: float) -> None:
 
 
 async def next_due(node: Node) -> float | None:
+    """When the next job becomes due. Jobs due already but left unclaimed wait for a lane to
+    free (the worker is woken then) or for another worker's lease to run out."""
     return await node.db.fetch_val(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending' "
+        "AND next_attempt_at > :now", {"now": now()}
     )
