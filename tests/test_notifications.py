@@ -13,11 +13,12 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from node import mailqueue, notifications
+from node.accounts.members import NewMember, create_member
 from node.context import Node
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings, running_app
 from tests.nodes import csrf_from
 from tests.peers import free_port
-from tests.test_accounts import sign_up
+from tests.test_accounts import PASSWORD, sign_up
 
 
 class Mailbox:
@@ -36,8 +37,8 @@ class Mailbox:
 @pytest.fixture
 def smtp_server():
     mailbox = Mailbox()
-    port = free_port("127.0.0.1")
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    port = free_port("127.0.0.127")
+    controller = Controller(mailbox, hostname="127.0.0.127", port=port)
     controller.start()
     try:
         yield mailbox, port
@@ -140,12 +141,12 @@ def wait_for_mail(mailbox: Mailbox, count: int, timeout: float = 10) -> list[Ema
 async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
         tmp_path: Path, database_url: str, smtp_server):
     mailbox, port = smtp_server
-    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.127",
                              NODE_SMTP_PORT=str(port), NODE_SMTP_FROM="entraide@node.example")
     async with running_app(settings) as (node, client):
-        await sign_up(client, "nl@example.org", locale="nl")
-        client.cookies.clear()
-        await sign_up(client, "fr@example.org")
+        # Made directly: with SMTP configured, sign-up goes through a link sent by email.
+        await create_member(node, NewMember("nl@example.org", PASSWORD, locale="nl"))
+        await create_member(node, NewMember("fr@example.org", PASSWORD))
         await notifications.notify_new_response(
             node, author_user_id=await user_id(node, "nl@example.org"),
             post_title="Warme douche", post_url="/posts/3", responder="Sara")
@@ -183,7 +184,7 @@ async def test_a_dead_smtp_server_keeps_the_email_waiting_and_the_notification_s
     settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.122",
                              NODE_SMTP_PORT=str(dead_port))
     async with running_app(settings) as (node, client):
-        await sign_up(client, "z@example.org")
+        await create_member(node, NewMember("z@example.org", PASSWORD))
         uid = await user_id(node, "z@example.org")
         await notifications.notify_response_accepted(
             node, responder_user_id=uid, post_title="T", post_url="/posts/5")
@@ -218,7 +219,7 @@ async def test_a_post_written_here_notifies_followers_of_its_topics(app_node):
 async def test_an_invitation_link_is_emailed_in_the_inviters_language(
         tmp_path: Path, database_url: str, smtp_server):
     mailbox, port = smtp_server
-    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.1",
+    settings = node_settings(tmp_path, database_url, NODE_SMTP_HOST="127.0.0.127",
                              NODE_SMTP_PORT=str(port))
     async with running_app(settings) as (node, client):
         client.cookies.set("lang", "nl")
