@@ -331,22 +331,27 @@ async def test_the_query_string_never_becomes_a_notice(app):
     node, asgi = app
     hostile = ["<script>alert(1)</script>", "Official: your account is closed, call 0900"]
     post_id = await a_post(node, asgi, "198.51.100.39")
-    async with browser(asgi, "198.51.100.40") as admin:
-        await log_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
-        pages = ["/", "/posts", "/account", "/account/members", "/admin", "/moderation",
-                 f"/posts/{post_id}", f"/posts/{post_id}/responses", "/login"]
-        for path in pages:
-            for text in hostile:
-                sep = "&" if "?" in path else "?"
-                resp = await admin.get(f"{path}{sep}msg={text}&welcome=1&saved=1")
-                assert resp.status_code == 200, path
-                # (The language links keep the query, URL-encoded, inside their href.)
-                shown = re.sub(r"<[^>]*>", " ", resp.text)
-                assert "alert(1)" not in shown and "Official" not in shown, path
-                assert "<script>" not in resp.text, path
-                assert 'role="status"' not in resp.text, path
-        # The old notices are gone from the address too.
-        page = await admin.get("/account?welcome=1")
+    for email, password, pages in [
+            (ADMIN_EMAIL, ADMIN_PASSWORD, ["/", "/posts", "/account", "/account/members",
+                                           "/admin", "/moderation", "/login"]),
+            ("poster-198.51.100.39@example.org", PASSWORD,
+             [f"/posts/{post_id}", f"/posts/{post_id}/responses", "/posts/mine"])]:
+        async with browser(asgi, "198.51.100.40") as client:
+            await log_in(client, email, password)
+            for path in pages:
+                for text in hostile:
+                    sep = "&" if "?" in path else "?"
+                    resp = await client.get(f"{path}{sep}msg={text}&welcome=1&saved=1")
+                    assert resp.status_code == 200, path
+                    # (The language links keep the query, URL-encoded, inside their href.)
+                    shown = re.sub(r"<[^>]*>", " ", resp.text)
+                    assert "alert(1)" not in shown and "Official" not in shown, path
+                    assert "<script>" not in resp.text, path
+                    assert 'role="status"' not in resp.text, path
+    # The old notices are gone from the address too.
+    async with browser(asgi, "198.51.100.41") as client:
+        await log_in(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+        page = await client.get("/account?welcome=1")
         assert "Welcome" not in page.text and "settings are saved" not in page.text
 
 
