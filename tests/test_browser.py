@@ -30,6 +30,8 @@ WORDS = {
     "fr": {"create": "Créer mon compte", "welcome": "Bienvenue ! Votre compte est prêt.",
            "publish": "Publier", "send": "Envoyer ma réponse",
            "accept": "Accepter cette réponse", "fulfil": "Marquer comme réalisée",
+           "confirm_fulfil": "Oui, la marquer comme réalisée",
+           "readers": "Qui peut lire cette conversation", "author_role": "auteur de l’annonce",
            "fulfilled": "Réalisée", "accepted": "a été acceptée",
            "new_response": "Nouvelle réponse",
            "short": "Le mot de passe doit compter au moins 8 caractères.",
@@ -37,6 +39,8 @@ WORDS = {
     "nl": {"create": "Mijn account aanmaken", "welcome": "Welkom! Uw account is klaar.",
            "publish": "Publiceren", "send": "Mijn antwoord verzenden",
            "accept": "Dit antwoord aanvaarden", "fulfil": "Als vervuld markeren",
+           "confirm_fulfil": "Ja, als vervuld markeren",
+           "readers": "Wie dit gesprek kan lezen", "author_role": "auteur van het bericht",
            "fulfilled": "Vervuld", "accepted": "werd aanvaard", "new_response": "Nieuw antwoord",
            "short": "Het wachtwoord moet minstens 8 tekens tellen.",
            "post_need": "Een vraag plaatsen"},
@@ -144,7 +148,7 @@ def sign_up(page, email: str, name: str, words: dict[str, str]) -> None:
     page.locator("#password").fill(PASSWORD)
     page.locator("#confirm").fill(PASSWORD)
     page.get_by_role("button", name=words["create"]).click()
-    page.wait_for_url(re.compile(r"/account\?welcome=1$"))
+    page.wait_for_url(re.compile(r"/account(\?welcome=1)?$"))
     assert words["welcome"] in page.get_by_role("status").inner_text()
 
 
@@ -188,7 +192,11 @@ def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang
     assert "Je peux apporter de la soupe dimanche." in author.locator("main").inner_text()
     author.get_by_role("button", name=words["accept"]).click()
     author.wait_for_load_state()
+    # Closing asks first, on a page of its own (no JavaScript).
     author.get_by_role("button", name=words["fulfil"]).first.click()
+    author.wait_for_load_state()
+    assert_accessible_form(author)
+    author.get_by_role("button", name=words["confirm_fulfil"]).click()
     author.wait_for_load_state()
     author.goto(post_url)
     assert words["fulfilled"] in author.locator(".status").inner_text()
@@ -198,6 +206,14 @@ def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang
     assert_accessible_form(helper)
     helper.goto("/notifications")
     assert words["accepted"] in helper.locator("main").inner_text()
+    # The conversation says who reads it, and the acceptance is written in the helper's language.
+    helper.goto("/posts/mine")
+    helper.get_by_role("link", name=f"Soupe pour quatre ({lang})").first.click()
+    helper.wait_for_load_state()
+    readers = helper.locator(".readers").inner_text()
+    assert words["readers"] in readers and f"Auteur {lang}" in readers
+    assert words["author_role"] in readers
+    assert words["accepted"] in helper.locator(".messages").inner_text()
     rows = rows_of(node, "SELECT status FROM posts WHERE title = :t",
                       {"t": f"Soupe pour quatre ({lang})"})
     assert rows == [{"status": "fulfilled"}]

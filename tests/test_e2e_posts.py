@@ -117,7 +117,13 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     assert resp.status_code == 303, resp.text
     a.wait_until("SELECT 1 FROM responses WHERE responder_uri = :h AND status = 'accepted'",
                  {"h": helper_uri})
-    a.wait_until("SELECT 1 FROM posts WHERE id = :i AND status = 'in_progress'", {"i": a_id})
+    # In words too, in the post's language (A's member names none on their actor).
+    a.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE :m",
+                 {"m": "%a été acceptée%"})
+    # The need takes two: still open on both nodes, B says one more person is needed.
+    assert "1 more person needed" in author.get(f"/posts/{b_id}").text
+    assert a.query("SELECT status FROM posts WHERE id = :i", {"i": a_id}) == [
+        {"status": "open"}]
 
     # A private message each way, shown on both sides' conversation pages.
     conv = author.get(f"/responses/{response_b['id']}")
@@ -132,6 +138,23 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     b.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE :m",
                  {"m": "%See you Monday%"})
     assert "See you Monday." in author.get(f"/responses/{response_b['id']}").text
+
+    # B undoes the acceptance (Undo{Accept}): pending again on A; then declines it with a note.
+    page = author.get(f"/responses/{response_b['id']}/undo")
+    assert author.post(f"/responses/{response_b['id']}/undo", data={
+        "csrf_token": csrf_from(page.text), "confirm": "yes"}).status_code == 303
+    a.wait_until("SELECT 1 FROM responses WHERE responder_uri = :h AND status = 'pending'",
+                 {"h": helper_uri})
+    page = author.get(f"/responses/{response_b['id']}/decline")
+    assert author.post(f"/responses/{response_b['id']}/decline", data={
+        "csrf_token": csrf_from(page.text), "confirm": "yes",
+        "note": "Sorry, plans changed."}).status_code == 303
+    a.wait_until("SELECT 1 FROM responses WHERE responder_uri = :h AND status = 'declined'",
+                 {"h": helper_uri})
+    a.wait_until("SELECT 1 FROM conversation_messages WHERE body_html LIKE :m",
+                 {"m": "%plans changed%"})
+    conv = helper.get(conversation_a).text
+    assert "Sorry, plans changed." in conv and "Nadia" in conv
 
     # B: fulfilled; the Update reaches A; both show it fulfilled and out of the open lists.
     page = author.get(f"/posts/{b_id}")
