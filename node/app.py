@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from node import mailqueue
+from node import backfill, mailqueue
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
@@ -21,6 +21,7 @@ from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
 from node.routes import accounts, actors, objects, passwords, posts, tags, web, wellknown
 from node.routes import moderation as moderation_routes
+from node.routes import network as network_routes
 from node.routes import notifications as notification_routes
 from node.security_headers import SecurityHeadersMiddleware
 from outbox.worker import DeliveryWorker
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         await node.start()
         await bootstrap(node)
+        # Outboxes of newly followed actors, read in the background (node/backfill.py).
+        backfills = backfill.start_runner(node)
         worker_task = None
         worker = None
         if settings.run_worker:
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await backfills.stop()
             await mailqueue.stop_sender(mail_sender)
             if worker is not None and worker_task is not None:
                 await worker.stop()
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *tags.routes,
             *posts.routes,
             *moderation_routes.routes,
+            *network_routes.routes,
             *web.routes,
             Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
                   name="static"),

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from activitypub.vocab import AS_CONTEXT
-from node.actors import LocalActor, actor_uri
+from activitypub.discovery import alternate_actor_link
+from activitypub.origin import is_http_url
+from activitypub.transport import ACCEPT, FetchError
+from activitypub.vocab import ACTOR_TYPES, AS_CONTEXT, types_of
+from activitypub.webfinger import parse_handle
+from node.actors import LocalActor, actor_uri, instance_actor, signing_key
 from node.context import Node
 from node.db import new_id, now
-from node.remote_actors import RemoteActor, resolve_handle
+from node.remote_actors import RemoteActor, fetch_actor, parse_actor, resolve_handle, store_actor
 from outbox.publish import publish
+
+# Asked of a profile link: the actor itself where the server negotiates, else its web page.
+PROFILE_ACCEPT = f"{ACCEPT}, text/html;q=0.5"
+
+
+class LocalTarget(ValueError):
+    """The handle or link names an actor of this very node."""
 
 
 def activity_uri(node: Node) -> str:
@@ -27,9 +38,70 @@ async def record_follow(
     )
 
 
+async def resolve_profile_link(node: Node, url: str) -> RemoteActor:
+    """The actor a profile link names: the link may be the actor's id (or a page of its server
+    that answers the actor's JSON), or a web page that announces the actor with a
+    `<link rel="alternate" type="application/activity+json">`; that actor is then fetched from
+    its own id, so the page only points at it."""
+    if not is_http_url(url):
+        raise FetchError(f"not an http(s) link: {url!r}")
+    if node.is_local(url):
+        raise LocalTarget(url)
+    key = signing_key(node, await instance_actor(node))
+    resp = await node.transport.request("GET", url, key=key, headers={"Accept": PROFILE_ACCEPT})
+    if resp.status >= 400:
+        raise FetchError(f"{url} answered HTTP {resp.status}", resp.status)
+    kind = resp.headers.get("content-type", "").lower()
+    if "json" in kind:
+        doc = resp.json()
+        if not isinstance(doc, dict) or not types_of(doc) & ACTOR_TYPES:
+            raise FetchError(f"{url} is not an actor")
+        # Kept as fetched from where the answer came from (after redirects): same origin only.
+        return await store_actor(node, parse_actor(doc, resp.url))
+    actor_link = alternate_actor_link(resp.body.decode("utf-8", "replace"), resp.url)
+    if actor_link is None:
+        raise FetchError(f"{url} announces no ActivityPub actor")
+    if node.is_local(actor_link):
+        raise LocalTarget(actor_link)
+    return await fetch_actor(node, actor_link)
+
+
+async def resolve_target(node: Node, target: str) -> RemoteActor:
+    """A handle (`@name@host`) or a profile link (`https://...`) -> the remote actor.
+    HandleError for text that is neither, LocalTarget for an actor of this node, FetchError
+    when nothing usable answers."""
+    target = target.strip()
+    if target.lower().startswith(("http://", "https://")):
+        remote = await resolve_profile_link(node, target)
+    else:
+        handle = target if target.startswith("@") else f"@{target}"
+        if parse_handle(handle)[1] == node.settings.host.lower():
+            raise LocalTarget(handle)
+        remote = await resolve_handle(node, handle)
+    if node.is_local(remote.uri):
+        raise LocalTarget(remote.uri)
+    return remote
+
+
+async def follow(node: Node, actor: LocalActor, target: str) -> tuple[RemoteActor, bool]:
+    """Follow a remote actor by handle or profile link on behalf of a local actor (a member's
+    Person, or an organisation's Group from /admin). Returns the actor and whether a Follow
+    was sent: none when the follow is already accepted (following again changes nothing)."""
+    remote = await resolve_target(node, target)
+    if await is_following(node, actor_uri(node, actor), remote.uri):
+        return remote, False
+    await send_follow(node, actor, remote)
+    return remote, True
+
+
 async def follow_handle(node: Node, actor: LocalActor, handle: str) -> RemoteActor:
     """Follow a remote actor by its handle: WebFinger, signed fetch, then `Follow`."""
     remote = await resolve_handle(node, handle)
+    await send_follow(node, actor, remote)
+    return remote
+
+
+async def send_follow(node: Node, actor: LocalActor, remote: RemoteActor) -> None:
     me = actor_uri(node, actor)
     follow = {
         "@context": AS_CONTEXT, "id": activity_uri(node), "type": "Follow",
@@ -37,7 +109,6 @@ async def follow_handle(node: Node, actor: LocalActor, handle: str) -> RemoteAct
     }
     await record_follow(node, me, remote.uri, follow["id"], "pending")
     await publish(node, actor, follow)
-    return remote
 
 
 async def unfollow(node: Node, actor: LocalActor, remote_uri: str) -> bool:

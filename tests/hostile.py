@@ -112,6 +112,10 @@ class HostilePeer:
         self.actors: dict[str, HostileActor] = {}
         # Objects served at base + path, e.g. objects["/notes/1"] = {...}.
         self.objects: dict[str, dict[str, Any]] = {}
+        # Web pages served as text/html at base + path, e.g. pages["/@food"] = "<html>...".
+        self.pages: dict[str, str] = {}
+        # The path of every GET, in order: what a node fetched here.
+        self.fetched: list[str] = []
         self.received: list[tuple[str, dict[str, Any]]] = []
         # How the inboxes answer: "ok", "hang", "error" (500) or "drip" (1 byte / 5 s).
         self.inbox_mode = "ok"
@@ -173,12 +177,16 @@ class HostilePeer:
     # --- the server --------------------------------------------------------------------------
     def _app(self) -> Starlette:
         async def actor_view(request: Request) -> Response:
+            self.fetched.append(request.url.path)
             actor = self.actors.get(request.path_params["name"])
             if actor is None:
                 return JSONResponse({"error": "gone"}, status_code=404)
             return Response(json.dumps(self.document(actor)), media_type=AP_JSON)
 
         async def object_view(request: Request) -> Response:
+            self.fetched.append(request.url.path)
+            if request.url.path in self.pages:
+                return Response(self.pages[request.url.path], media_type="text/html")
             obj = self.objects.get(request.url.path)
             if obj is None:
                 return JSONResponse({"error": "not found"}, status_code=404)

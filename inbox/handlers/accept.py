@@ -6,6 +6,7 @@ import logging
 
 from inbox.context import InboxContext
 from inbox.handlers._follow_answer import answered_follow
+from node import backfill
 from node.posts.incoming import answer_received
 
 log = logging.getLogger(__name__)
@@ -21,3 +22,5 @@ async def handle(ctx: InboxContext) -> None:
     await ctx.node.db.execute(
         "UPDATE follows SET state = 'accepted' WHERE id = :i", {"i": row["id"]}
     )
+    # What they posted before the follow: read from their outbox in the background.
+    await backfill.schedule(ctx.node, row["followee_uri"])

@@ -62,6 +62,11 @@ async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[lis
         # Languages are stored as "fr,nl": surround with commas to match whole codes only.
         where.append("(',' || languages || ',') LIKE :lang")
         values["lang"] = f"%,{filters.language},%"
+    # A post of another node is listed while someone here follows its organisation or its
+    # author (a follow of a remote actor is always one of ours), so that unfollowing takes it
+    # out of the lists; its page stays.
+    where.append("(remote = 0 OR EXISTS (SELECT 1 FROM follows f WHERE f.state = 'accepted' "
+                 "AND f.followee_uri IN (posts.org_uri, posts.attributed_to)))")
     if filters.scope == "local":
         where.append("remote = 0")
     elif filters.scope == "network":

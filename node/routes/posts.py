@@ -29,6 +29,7 @@ from node.posts.validation import (
     PostError,
 )
 from node.routes.signed_fetch import signed_fetch
+from node.timeline import bylines
 from node.web_support import TEMPLATES, CsrfError, check_csrf, current_user, node_of, render
 
 LANGUAGES = ("fr", "nl", "en", "ar", "es", "pt", "ro", "ru", "tr", "uk", "de", "it", "pl")
@@ -105,7 +106,8 @@ async def list_view(request: Request) -> Response:
     pages = max(1, -(-total // queries.PAGE_SIZE))
     return await render(
         request, "posts/list.html", posts=rows, total=total, filters=filters, org=org,
-        page=filters.page, pages=pages, query=params, urlencode=urlencode, **_choices(node))
+        page=filters.page, pages=pages, query=params, urlencode=urlencode,
+        bylines=await bylines(node, rows), **_choices(node))
 
 
 # --- one post ----------------------------------------------------------------------------------
@@ -152,6 +154,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
     late = responses.late_reason(post)
     return await render(
         request, "posts/post.html", status=status, post=post, manage=manage, answers=answers,
+        by=(await bylines(node, [post]))[post["id"]],
         category=categories.get(post["category"]), my_responses=mine, notes=notes,
         errors=errors or {}, message=message,
         form={}, late=late, post_side=await parties.post_side(node, post),
