@@ -108,16 +108,19 @@ def build_message(settings: Settings, email: QueuedEmail) -> EmailMessage:
 
 # --- the queue's rows ------------------------------------------------------------------------
 
-async def claim(node: Node, sender_id: str, limit: int, lease: float) -> list[QueuedEmail]:
+async def claim(node: Node, sender_id: str, limit: int, lease: float,
+                due_by: float | None = None) -> list[QueuedEmail]:
+    """Takes up to `limit` emails due now (or by `due_by`) for this sender, atomically."""
     stamp = now()
     lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
     rows = await node.db.fetch_all(
         "UPDATE email_queue SET locked_until = :lease, claimed_by = :w WHERE id IN ("
-        " SELECT id FROM email_queue WHERE state = 'pending' AND next_attempt_at <= :now"
+        " SELECT id FROM email_queue WHERE state = 'pending' AND next_attempt_at <= :due"
         " AND (locked_until IS NULL OR locked_until < :now)"
         f" ORDER BY next_attempt_at LIMIT :n {lock}"
         ") RETURNING id, recipient, subject, body_text, body_html, locale, message_id, attempts",
-        {"lease": stamp + lease, "w": sender_id, "now": stamp, "n": limit},
+        {"lease": stamp + lease, "w": sender_id, "now": stamp, "n": limit,
+         "due": min(stamp, due_by) if due_by is not None else stamp},
     )
     return sorted((QueuedEmail(**row) for row in rows), key=lambda e: e.id)
 
@@ -241,9 +244,9 @@ class MailSender:
         self.stopping = True
         self.wake.set()
 
-    async def send_batch(self) -> int:
+    async def send_batch(self, due_by: float | None = None) -> int:
         """Claims up to BATCH due emails and tries each once; returns how many were tried."""
-        emails = await claim(self.node, self.id, BATCH, self.lease)
+        emails = await claim(self.node, self.id, BATCH, self.lease, due_by)
         if not emails:
             return 0
         settings = self.node.settings
@@ -310,13 +313,11 @@ def _wake(node: Node) -> None:
 async def send_due(node: Node) -> int:
     """Sends every email due now, once each (tests; a process without a running sender)."""
     sender = MailSender(node)
+    started = now()
     total = 0
-    while (tried := await sender.send_batch()) > 0:
+    # An email that fails now is due again after `started`: each is tried once.
+    while (tried := await sender.send_batch(due_by=started)) > 0:
         total += tried
-        due = await next_due(node)
-        # Emails that just failed are due again later: this pass is over.
-        if due is None or due > now():
-            break
     return total
 
 

@@ -81,9 +81,15 @@ async def conversation_parties(node: Node, post: Row, response: Row) -> list[str
 
 async def new_message(node: Node, post: Row, response: Row, *, sender_uri: str,
                       sender_user_id: str | None, sender_name: str, body_html: str) -> None:
-    """A message in a response's conversation: tell the other parties (not its writer)."""
+    """A message in a response's conversation: tell the other parties, never the side that
+    wrote it (known by its user, or by its actor for words the node writes on its behalf)."""
+    writers = {sender_user_id}
+    if sender_uri == response.get("responder_uri"):
+        writers.add(response.get("responder_user_id"))
+    if not post.get("remote") and sender_uri in (post.get("attributed_to"), post.get("org_uri")):
+        writers.add(post.get("author_user_id"))
     for user_id in await conversation_parties(node, post, response):
-        if user_id == sender_user_id or await _blocked(node, user_id, sender_uri):
+        if user_id in writers or await _blocked(node, user_id, sender_uri):
             continue
         await _safely("a party", post, n.notify(
             node, user_id, n.NEW_MESSAGE,
