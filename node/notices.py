@@ -21,6 +21,7 @@ NOTICES: dict[str, str] = {
     # accounts
     "welcome": N_("Welcome! Your account is ready."),
     "settings_saved": N_("Your settings are saved."),
+    "notification_choices_saved": N_("Your choices are saved."),
     "role_changed": N_("The role is changed."),
     "password_changed": N_("Your password is changed. You are signed out everywhere else."),
     "password_reset_done": N_("Your new password is set, and every device was signed out. "

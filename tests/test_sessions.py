@@ -335,7 +335,8 @@ async def test_the_query_string_never_becomes_a_notice(app):
             (ADMIN_EMAIL, ADMIN_PASSWORD, ["/", "/posts", "/account", "/account/members",
                                            "/admin", "/moderation", "/login"]),
             ("poster-198.51.100.39@example.org", PASSWORD,
-             [f"/posts/{post_id}", f"/posts/{post_id}/responses", "/posts/mine"])]:
+             [f"/posts/{post_id}", f"/posts/{post_id}/responses", "/posts/mine",
+              "/notifications", "/notifications/settings"])]:
         async with browser(asgi, "198.51.100.40") as client:
             await log_in(client, email, password)
             for path in pages:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from node import notifications
 from node.context import Node
 from node.i18n import current_locale
+from node.notices import flash
 from node.web_support import CsrfError, check_csrf, current_user, node_of, render
 
 PAGE = 50
@@ -87,7 +88,6 @@ async def email_settings(request: Request) -> Response:
     if user is None:
         return _to_login(request)
     node = node_of(request)
-    saved = False
     status = 200
     error = None
     if request.method == "POST":
@@ -100,13 +100,12 @@ async def email_settings(request: Request) -> Response:
             wanted = {v for v in form.getlist("email") if isinstance(v, str)}
             await notifications.set_email_opt_outs(
                 node, user["id"], [k for k in notifications.KIND_LABELS if k not in wanted])
-            return RedirectResponse("/notifications/settings?saved=1", status_code=303)
-    else:
-        saved = request.query_params.get("saved") == "1"
+            flash(request, "notification_choices_saved")
+            return RedirectResponse("/notifications/settings", status_code=303)
     opted_out = await notifications.email_opt_outs(node, user["id"])
     return await render(request, "notification_settings.html", status=status,
                         kinds=list(notifications.KIND_LABELS.items()), opted_out=opted_out,
-                        saved=saved, error=error, sends_email=bool(node.settings.smtp_host))
+                        error=error, sends_email=bool(node.settings.smtp_host))
 
 
 routes = [
