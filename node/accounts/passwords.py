@@ -24,6 +24,7 @@ from node.ratelimit import limiter_of
 
 EMAILED_SECONDS = 3600
 HANDED_OVER_SECONDS = 24 * 3600
+KEEP_DEAD_SECONDS = 30 * 86400
 MAX_TOKEN = 100
 
 
@@ -72,6 +73,9 @@ async def _forget_reset_links(node: Node, user_id: str) -> None:
 async def _new_link(node: Node, user_id: str, seconds: int, by: str | None) -> ResetLink:
     token = secrets.token_urlsafe(32)
     created = now()
+    # Links dead for a month are of no use to anyone (not even to see who made which).
+    await node.db.execute("DELETE FROM password_resets WHERE expires_at < :old",
+                          {"old": created - KEEP_DEAD_SECONDS})
     await node.db.execute(
         "INSERT INTO password_resets (token_hash, user_id, created_by, created_at, expires_at) "
         "VALUES (:h, :u, :b, :c, :x)",
