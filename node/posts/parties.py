@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from node.actors import by_uri
 from node.context import Node
+from node.i18n import _
 
 MANAGERS = ("coordinator", "admin")
 
@@ -57,7 +58,9 @@ async def user_name(node: Node, user_id: str) -> str:
         "SELECT u.display_name, a.name, a.username FROM users u "
         "LEFT JOIN actors a ON a.id = u.actor_id WHERE u.id = :u", {"u": user_id})
     if row is None:
-        return "?"
+        # A member who deleted their account (node/moderation/member_data.py): a post or a
+        # response of theirs others answered is kept without them.
+        return _("Deleted account")
     if row["display_name"] or row["name"]:
         return row["display_name"] or row["name"]
     return f"@{row['username']}@{node.settings.host}" if row["username"] else "?"
@@ -72,8 +75,7 @@ async def name_of(node: Node, uri: str) -> str:
         if actor.kind == "Person":
             user_id = await node.db.fetch_val("SELECT id FROM users WHERE actor_id = :a",
                                               {"a": actor.id})
-            if user_id:
-                return await user_name(node, user_id)
+            return await user_name(node, user_id) if user_id else _("Deleted account")
         return actor.name or f"@{actor.username}@{node.settings.host}"
     row = await node.db.fetch_one(
         "SELECT name, username, host FROM remote_actors WHERE uri = :u", {"u": uri})
@@ -153,7 +155,8 @@ async def responder(node: Node, response: dict) -> Party:
     if response["responder_user_id"]:
         return Party(await user_name(node, response["responder_user_id"]), RESPONDER, uri,
                      response["responder_user_id"])
-    return Party(await name_of(node, uri), RESPONDER, uri, None, _host(uri))
+    return Party(await name_of(node, uri), RESPONDER, uri, None,
+                 "" if node.is_local(uri) else _host(uri))
 
 
 async def readers(node: Node, post: dict, response: dict) -> list[Party]:
