@@ -5,6 +5,9 @@ holding its lease, and a node process killed with SIGKILL while emails wait."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 import time
 from email import message_from_bytes, policy
@@ -17,7 +20,7 @@ from aiosmtpd.controller import Controller
 from node import mailqueue
 from node.context import Node
 from tests.conftest import node_settings, running_app
-from tests.nodes import NodeProcess, csrf_from
+from tests.nodes import REPO, NodeProcess, csrf_from
 from tests.peers import free_port
 
 SMTP_HOST = "127.0.0.120"
@@ -242,5 +245,33 @@ def test_a_node_killed_while_emails_wait_sends_each_once_after_restart(tmp_path:
         assert len(set(ids_of(messages))) == 3
         assert all("/invite/" in m.get_content() for m in messages)
     finally:
+        node.close()
+        smtp.stop()
+
+
+def test_a_separate_worker_process_sends_what_the_web_process_queued(tmp_path: Path):
+    smtp = SmtpServer(host="127.0.0.128")
+    mailbox = smtp.start(Mailbox())
+    node = NodeProcess(tmp_path / "node", host="127.0.0.128", NODE_SMTP_HOST="127.0.0.128",
+                       NODE_SMTP_PORT=str(smtp.port), NODE_RUN_WORKER="0").start()
+    worker = None
+    try:
+        node.login()
+        invite(node, "worker@example.org")
+        time.sleep(0.5)
+        # The web process only queues: without a worker nothing leaves.
+        assert mailbox.messages == []
+        assert node.query("SELECT state FROM email_queue") == [{"state": "pending"}]
+        with open(tmp_path / "worker.log", "ab") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "node", "worker"], cwd=REPO,
+                                      env=node.env, stdout=log, stderr=subprocess.STDOUT)
+        [message] = mailbox.wait_for(1)
+        assert message["To"] == "worker@example.org"
+        node.wait_until("SELECT 1 FROM email_queue WHERE state = 'sent'")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
         node.close()
         smtp.stop()
