@@ -213,7 +213,9 @@ def test_fedify_answers_a_new_need_and_the_reply_becomes_a_response(node_and_pee
     assert responses == [{"public": 1, "responder_uri": peer.actor_uri}]
     assert peer.actor_uri in json.dumps(private.get("to"))
     assert "https://www.w3.org/ns/activitystreams#Public" not in json.dumps(private)
-    assert "privately" in private["content"]
+    # In the post's language (Fedify's actor names none): French.
+    assert "en privé" in private["content"] and private["contentMap"] == {
+        "fr": private["content"]}
 
     # A direct reply (mentioning the organisation only) is a private response, kept out of
     # the public objects.
