@@ -25,8 +25,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from activitypub.collections import Walk, walk_items
 from activitypub.origin import same_origin
@@ -53,6 +54,7 @@ IDLE_WAIT = 60.0         # a runner looks for due rows at least this often
 AUTHOR_DEADLINE = 5.0
 
 CARRIERS = {"Create", "Update", "Announce"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,12 +63,19 @@ class Outcome:
     fetched: int = 0
     stored: int = 0
     refused: int = 0  # items whose object is on another origin: never fetched, never kept
+    until: float = 0.0  # the event loop's time by which every request must be done
+
+    async def bounded(self, request: Awaitable[T]) -> T:
+        """One request of this backfill, cut off (TimeoutError) at the backfill's deadline.
+        Only requests are: a database write is never interrupted halfway."""
+        async with asyncio.timeout_at(self.until):
+            return await request
 
 
 # --- the work ----------------------------------------------------------------------------------
 
-async def _outbox_of(node: Node, actor_uri: str) -> str | None:
-    await get_actor(node, actor_uri)  # refreshed when the cached copy is old
+async def _outbox_of(node: Node, actor_uri: str, outcome: Outcome) -> str | None:
+    await outcome.bounded(get_actor(node, actor_uri))  # refreshed when the copy is old
     outbox = await node.db.fetch_val(
         "SELECT outbox FROM remote_actors WHERE uri = :u", {"u": actor_uri})
     return outbox if same_origin(outbox, actor_uri) else None
@@ -108,7 +117,7 @@ async def _take(node: Node, followed: str, outbox: str, item: Any, seen: set[str
     if deleted or (embedded is not None and not wire.is_post_note(embedded)):
         return
     outcome.fetched += 1
-    fetched = await fetch_object(node, ident)
+    fetched = await outcome.bounded(fetch_object(node, ident))
     if fetched is None:
         return
     model, raw = fetched
@@ -127,16 +136,16 @@ async def _take(node: Node, followed: str, outbox: str, item: Any, seen: set[str
         return
     if await store_remote_post(node, model, raw) is not None and known is None:
         outcome.stored += 1
-        await _know_author(node, model.author)
+        await _know_author(node, model.author, outcome)
 
 
-async def _know_author(node: Node, uri: str) -> None:
+async def _know_author(node: Node, uri: str, outcome: Outcome) -> None:
     """Pages name a post's author: fetch them now if this node has never seen them."""
     if await node.db.fetch_val("SELECT 1 FROM remote_actors WHERE uri = :u", {"u": uri}):
         return
     try:
         async with asyncio.timeout(AUTHOR_DEADLINE):
-            await get_actor(node, uri)
+            await outcome.bounded(get_actor(node, uri))
     except (FetchError, TimeoutError) as exc:
         log.info("author %s of a backfilled post is unknown: %s", uri, exc)
 
@@ -144,23 +153,22 @@ async def _know_author(node: Node, uri: str) -> None:
 async def backfill(node: Node, actor_uri: str) -> Outcome:
     """Read the followed actor's outbox and keep its open offers and needs (see the module's
     description for the bounds and checks). FetchError when the outbox cannot be read."""
-    outcome = Outcome()
+    outcome = Outcome(until=asyncio.get_running_loop().time() + DEADLINE)
     key = signing_key(node, await instance_actor(node))
     seen: set[str] = set()
     try:
-        async with asyncio.timeout(DEADLINE):
-            outbox = await _outbox_of(node, actor_uri)
-            if outbox is None:
-                log.info("%s has no outbox on its own server; nothing to backfill", actor_uri)
-                return outcome
-            items = walk_items(lambda url: node.transport.get_json(url, key), outbox,
-                               outcome.walk, max_pages=MAX_PAGES, max_items=MAX_ITEMS)
-            async with contextlib.aclosing(items):
-                async for item in items:
-                    if outcome.fetched >= MAX_FETCHES:
-                        outcome.walk.stopped = "fetches"
-                        break
-                    await _take(node, actor_uri, outbox, item, seen, outcome)
+        outbox = await _outbox_of(node, actor_uri, outcome)
+        if outbox is None:
+            log.info("%s has no outbox on its own server; nothing to backfill", actor_uri)
+            return outcome
+        items = walk_items(lambda url: outcome.bounded(node.transport.get_json(url, key)),
+                           outbox, outcome.walk, max_pages=MAX_PAGES, max_items=MAX_ITEMS)
+        async with contextlib.aclosing(items):
+            async for item in items:
+                if outcome.fetched >= MAX_FETCHES:
+                    outcome.walk.stopped = "fetches"
+                    break
+                await _take(node, actor_uri, outbox, item, seen, outcome)
     except TimeoutError:
         outcome.walk.stopped = "deadline"
     log.info("backfill of %s: %d page(s), %d item(s), %d fetched, %d new, %d refused%s",

@@ -116,6 +116,8 @@ class HostilePeer:
         self.pages: dict[str, str] = {}
         # The path of every GET, in order: what a node fetched here.
         self.fetched: list[str] = []
+        # GETs of these paths never get an answer.
+        self.hang_paths: set[str] = set()
         self.received: list[tuple[str, dict[str, Any]]] = []
         # How the inboxes answer: "ok", "hang", "error" (500) or "drip" (1 byte / 5 s).
         self.inbox_mode = "ok"
@@ -185,6 +187,8 @@ class HostilePeer:
 
         async def object_view(request: Request) -> Response:
             self.fetched.append(request.url.path)
+            if request.url.path in self.hang_paths:
+                await asyncio.sleep(3600)
             if request.url.path in self.pages:
                 return Response(self.pages[request.url.path], media_type="text/html")
             obj = self.objects.get(request.url.path)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from node import backfill
 from node.backfill import MAX_FETCHES, MAX_ITEMS, MAX_PAGES
 from tests.hostile import PUBLIC, HostileActor, HostilePeer
 from tests.nodes import NodeProcess, csrf_from
@@ -333,3 +334,15 @@ def test_huge_circular_and_endless_outboxes_are_read_within_bounds(nodes, hostil
     pages = [p for p in hostile.fetched if p.startswith("/users/endless/outbox/")]
     assert len(pages) == MAX_PAGES - 1 and done["pages"] == MAX_PAGES  # the collection counts
     assert done["error"] == "pages"
+
+
+async def test_a_backfill_ends_at_its_deadline_however_slow_the_outbox(app_node, hostile,
+                                                                        monkeypatch):
+    node, _client = app_node
+    slow = hostile.add_actor("slow", kind="Group")
+    outbox(hostile, slow, [[], []])
+    hostile.hang_paths.add("/users/slow/outbox/p0")  # answers nothing, ever
+    monkeypatch.setattr(backfill, "DEADLINE", 1.0)  # below the node's 3 s per request
+    outcome = await backfill.backfill(node, slow.uri)
+    assert outcome.walk.stopped == "deadline" and outcome.walk.pages == 1
+    assert "/users/slow/outbox/p1" not in hostile.fetched
