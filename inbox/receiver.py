@@ -1,6 +1,7 @@
-"""The inbox's front door: bounded body, JSON, HTTP signature, dedupe, then the handler.
+"""The inbox's front door: bounded body, JSON, HTTP signature, then the durable queue.
 
-Every refusal is a 4xx with a reason and changes nothing.
+Every refusal is a 4xx with a reason and changes nothing. A 2xx means the activity is stored:
+this node runs its handler and, after a crash, resumes it (inbox/runner.py, inbox/queue.py).
 """
 
 from __future__ import annotations
@@ -15,21 +16,16 @@ from starlette.requests import Request
 
 from activitypub.signatures import SignatureError
 from activitypub.vocab import id_of
-from inbox.context import ActivityRejected, InboxContext
-from inbox.handlers import HANDLERS
+from inbox.runner import runner_of
 from keys.request_signer import verified_signer
 from node.actors import LocalActor
 from node.context import Node
-from node.db import dumps, now
 from node.moderation.inbound import refusal
 from node.ratelimit import limiter_of
 
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 32
-# A row still 'processing' after this long belongs to a process that died mid-handler: a retry
-# by the sender is processed again instead of being taken for a duplicate.
-STALE_PROCESSING = 300
 
 
 @dataclass(frozen=True)
@@ -129,38 +125,18 @@ async def receive(node: Node, request: Request, recipient: LocalActor | None) ->
 async def process(
     node: Node, activity: dict[str, Any], actor_uri: str, recipient: LocalActor | None
 ) -> Outcome:
-    """Dedupe by activity id, then hand the activity to its handler."""
-    inserted = await node.db.fetch_val(
-        "INSERT INTO inbox_log (activity_id, actor_uri, type, payload, status, received_at) "
-        "VALUES (:i, :a, :t, :p, 'processing', :r) ON CONFLICT (activity_id) DO UPDATE SET "
-        "received_at = excluded.received_at WHERE inbox_log.status = 'processing' "
-        "AND inbox_log.received_at < :stale RETURNING 1",
-        {"i": activity["id"], "a": actor_uri, "t": activity["type"], "p": dumps(activity),
-         "r": now(), "stale": now() - STALE_PROCESSING},
-    )
-    if not inserted:
+    """Store the activity (once per id), then run its handler: see inbox/runner.py for why the
+    handler runs inside the request for a few seconds and how a crash is resumed."""
+    result = await runner_of(node).accept(activity, actor_uri, recipient)
+    if result.state == "duplicate":
         return Outcome(202, "already received")
-    handler = HANDLERS.get(activity["type"])
-    status, error, outcome = "processed", None, Outcome(202, "accepted")
-    if handler is None:
+    if result.state == "ignored":
         log.info("ignoring activity of unknown type %r from %s", activity["type"], actor_uri)
-        status, outcome = "ignored", Outcome(202, f"type {activity['type']} is not handled")
-    else:
-        try:
-            await handler(InboxContext(node, activity, actor_uri, recipient))
-        except ActivityRejected as exc:
-            status, error, outcome = "rejected", str(exc), Outcome(422, str(exc))
-        except Exception as exc:
-            log.exception("handling %s %s failed", activity["type"], activity["id"])
-            status, error = "failed", repr(exc)
-            outcome = Outcome(500, "the activity could not be processed; it will be retried")
-    if status == "failed":
-        # Forget it so that the sender's retry is processed again rather than deduplicated.
-        await node.db.execute("DELETE FROM inbox_log WHERE activity_id = :i",
-                              {"i": activity["id"]})
-    else:
-        await node.db.execute(
-            "UPDATE inbox_log SET status = :s, error = :e WHERE activity_id = :i",
-            {"s": status, "e": error, "i": activity["id"]},
-        )
-    return outcome
+        return Outcome(202, f"type {activity['type']} is not handled")
+    if result.state == "rejected":
+        return Outcome(422, result.error or "rejected")
+    if result.state in ("pending", "failed"):
+        return Outcome(202, "stored; processing failed and will be retried by this node")
+    if result.state == "running":
+        return Outcome(202, "stored; still being processed")
+    return Outcome(202, "accepted")

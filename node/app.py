@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from inbox.runner import start_runner
 from node import backfill, mailqueue
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
         await node.start()
         await bootstrap(node)
+        # Activities a crash or a stop left unfinished are run again (inbox/runner.py).
+        inbox_runner = start_runner(node)
         # Outboxes of newly followed actors, read in the background (node/backfill.py).
         backfills = backfill.start_runner(node)
         worker_task = None
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await inbox_runner.stop()
             await backfills.stop()
             await mailqueue.stop_sender(mail_sender)
             if worker is not None and worker_task is not None:

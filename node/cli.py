@@ -45,6 +45,7 @@ def _announce(settings, first) -> None:
 
 
 async def _worker(settings) -> None:
+    from inbox.runner import start_runner
     from node import mailqueue
     from node.context import Node
     from outbox.worker import DeliveryWorker
@@ -53,6 +54,7 @@ async def _worker(settings) -> None:
     await node.start()
     worker = DeliveryWorker(node)
     mail_sender = mailqueue.start_sender(node)
+    inbox_runner = start_runner(node)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.wake.set)
@@ -60,6 +62,7 @@ async def _worker(settings) -> None:
     try:
         await worker.run()
     finally:
+        await inbox_runner.stop()
         await mailqueue.stop_sender(mail_sender)
         await worker.stop()
         await node.stop()
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the web node (and its delivery worker)")
     serve.add_argument("--workers", type=int, default=1, help="web worker processes")
-    sub.add_parser("worker", help="run a delivery worker on its own")
+    sub.add_parser("worker", help="run a delivery worker (and an inbox resumer) on its own")
     sub.add_parser("init", help="create the database, organisation and admin, then exit")
     backup_cmd = sub.add_parser("backup", help="copy the database to PATH (safe while running)")
     backup_cmd.add_argument("path", nargs="?", help="file or directory (default: data/backups/)")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from node.ratelimit import Limits
+from node.ratelimit import Limits, Rate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +54,13 @@ class Settings:
     worker_concurrency: int = 16
     # Token buckets for the inbox, sign-in and sign-up (NODE_RATE_*; see node/ratelimit.py).
     rate_limits: Limits = field(default_factory=lambda: Limits.from_env({}))
+    # Seconds an inbox activity in progress stays reserved to its process (inbox/queue.py).
+    inbox_lease: float = 60.0
+    # Seconds an inbox POST waits for its handler before answering 202 (inbox/runner.py).
+    inbox_wait: float = 3.0
+    # Reports filed per reporter and per reporting server, counted over the period (None: off).
+    reports_per_reporter: Rate | None = Rate(10, 86400)
+    reports_per_server: Rate | None = Rate(20, 86400)
     # Notification emails go out only when an SMTP host is set.
     smtp_host: str = ""
     smtp_port: int = 25
@@ -124,6 +131,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
         fetch_timeout=float(env.get("NODE_FETCH_TIMEOUT", 10.0)),
         rate_limits=Limits.from_env(env),
+        inbox_lease=float(env.get("NODE_INBOX_LEASE") or 60),
+        inbox_wait=float(env.get("NODE_INBOX_WAIT") or 3),
+        reports_per_reporter=Rate.parse(env.get("NODE_REPORTS_PER_REPORTER", "10/86400")),
+        reports_per_server=Rate.parse(env.get("NODE_REPORTS_PER_SERVER", "20/86400")),
         smtp_host=env.get("NODE_SMTP_HOST", ""),
         smtp_port=int(env.get("NODE_SMTP_PORT") or 25),
         smtp_user=env.get("NODE_SMTP_USER", ""),

@@ -1,0 +1,151 @@
+"""The durable inbox, kept in the database: one `inbox_log` row per accepted activity.
+
+A row is a small state machine (Takahe's stator, microblog.pub's incoming table):
+
+    pending ──handler returns──────────────▶ processed
+       │    ──handler refuses (ActivityRejected)▶ rejected   (error: why)
+       │    ──handler raises, MAX_ATTEMPTS times▶ failed     (error: the last exception)
+       └─── handler raises, fewer times: stays pending, next_attempt_at moves on (backoff)
+    ignored: a type without a handler, stored only to dedupe and to keep a trace.
+
+A pending row is run by one process at a time: the process holds a lease (`locked_until`,
+`claimed_by`) and renews it while the handler runs; a process that dies leaves its lease to run
+out, and any process's resumer claims the row again (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+single writer on SQLite), as the delivery queue does (outbox/queue.py). Every change of state is
+made by the lease holder only, so a process that lost its lease cannot finish a row twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from node.context import Node
+from node.db import dumps, now
+from outbox.backoff import retry_delay
+
+# The first try and 7 retries, about two hours apart in total (15 + 3·n⁴ seconds each):
+# long enough for a remote server that a handler needs to come back, short enough that a
+# broken activity does not linger.
+MAX_ATTEMPTS = 8
+FINISHED = ("processed", "rejected", "failed", "ignored")
+
+
+@dataclass(frozen=True)
+class Entry:
+    activity_id: str
+    actor_uri: str
+    type: str
+    payload: str
+    recipient_id: str | None
+    attempts: int
+
+    @property
+    def activity(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+async def store(node: Node, activity: dict[str, Any], actor_uri: str, recipient_id: str | None,
+                worker_id: str, lease: float) -> Entry | None:
+    """Keep the activity as pending, leased to `worker_id` who runs it at once. None when an
+    activity with this id was received before (whatever its state: this node finishes it)."""
+    stamp = now()
+    payload = dumps(activity)
+    inserted = await node.db.fetch_val(
+        "INSERT INTO inbox_log (activity_id, actor_uri, type, payload, status, recipient_id, "
+        "attempts, next_attempt_at, locked_until, claimed_by, received_at) VALUES "
+        "(:i, :a, :t, :p, 'pending', :r, 0, :n, :l, :w, :n) "
+        "ON CONFLICT (activity_id) DO NOTHING RETURNING 1",
+        {"i": activity["id"], "a": actor_uri, "t": activity["type"], "p": payload,
+         "r": recipient_id, "n": stamp, "l": stamp + lease, "w": worker_id},
+    )
+    if not inserted:
+        return None
+    return Entry(activity["id"], actor_uri, activity["type"], payload, recipient_id, 0)
+
+
+async def store_ignored(node: Node, activity: dict[str, Any], actor_uri: str) -> bool:
+    """Keep a trace of an activity no handler takes; False when it was received before."""
+    stamp = now()
+    inserted = await node.db.fetch_val(
+        "INSERT INTO inbox_log (activity_id, actor_uri, type, payload, status, attempts, "
+        "received_at, finished_at) VALUES (:i, :a, :t, :p, 'ignored', 0, :n, :n) "
+        "ON CONFLICT (activity_id) DO NOTHING RETURNING 1",
+        {"i": activity["id"], "a": actor_uri, "t": activity["type"], "p": dumps(activity),
+         "n": stamp},
+    )
+    return bool(inserted)
+
+
+async def claim(node: Node, worker_id: str, limit: int, lease: float) -> list[Entry]:
+    """Take up to `limit` due pending rows whose lease is free, atomically across processes."""
+    if limit <= 0:
+        return []
+    stamp = now()
+    lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
+    rows = await node.db.fetch_all(
+        "UPDATE inbox_log SET locked_until = :lease, claimed_by = :w WHERE activity_id IN ("
+        " SELECT activity_id FROM inbox_log WHERE status = 'pending' AND next_attempt_at <= :now"
+        " AND (locked_until IS NULL OR locked_until < :now)"
+        f" ORDER BY next_attempt_at LIMIT :n {lock}"
+        ") RETURNING activity_id, actor_uri, type, payload, recipient_id, attempts",
+        {"lease": stamp + lease, "w": worker_id, "now": stamp, "n": limit},
+    )
+    return [Entry(**row) for row in rows]
+
+
+async def renew(node: Node, activity_id: str, worker_id: str, lease: float) -> bool:
+    """Extend the lease of a row this worker still holds; False when it holds it no more."""
+    return bool(await node.db.fetch_val(
+        "UPDATE inbox_log SET locked_until = :l WHERE activity_id = :i AND claimed_by = :w "
+        "AND status = 'pending' RETURNING 1",
+        {"l": now() + lease, "i": activity_id, "w": worker_id},
+    ))
+
+
+async def finish(node: Node, entry: Entry, worker_id: str, status: str,
+                 error: str | None = None) -> bool:
+    """Record the handler's end (processed or rejected); False when the lease was lost."""
+    assert status in FINISHED
+    return bool(await node.db.fetch_val(
+        "UPDATE inbox_log SET status = :s, error = :e, attempts = :a, finished_at = :t, "
+        "locked_until = NULL WHERE activity_id = :i AND claimed_by = :w AND status = 'pending' "
+        "RETURNING 1",
+        {"s": status, "e": error[:1000] if error else None, "a": entry.attempts + 1,
+         "t": now(), "i": entry.activity_id, "w": worker_id},
+    ))
+
+
+async def retry_later(node: Node, entry: Entry, worker_id: str, error: str) -> str:
+    """Count a failed try: the row waits for its next one, or is failed after the last.
+    Returns the row's state ('pending' or 'failed')."""
+    attempts = entry.attempts + 1
+    final = attempts >= MAX_ATTEMPTS
+    stamp = now()
+    await node.db.execute(
+        "UPDATE inbox_log SET status = :s, error = :e, attempts = :a, next_attempt_at = :n, "
+        "finished_at = :f, locked_until = NULL "
+        "WHERE activity_id = :i AND claimed_by = :w AND status = 'pending'",
+        {"s": "failed" if final else "pending", "e": error[:1000], "a": attempts,
+         "n": stamp + retry_delay(attempts, node.settings.backoff_scale),
+         "f": stamp if final else None, "i": entry.activity_id, "w": worker_id},
+    )
+    return "failed" if final else "pending"
+
+
+async def release(node: Node, activity_ids: list[str], worker_id: str) -> None:
+    """Give up leases at shutdown, so that the next process need not wait for them to expire."""
+    await node.db.execute_many(
+        "UPDATE inbox_log SET locked_until = NULL WHERE activity_id = :i AND claimed_by = :w "
+        "AND status = 'pending'",
+        [{"i": ident, "w": worker_id} for ident in activity_ids],
+    )
+
+
+async def next_due(node: Node) -> float | None:
+    """When the next pending row may be claimed (its retry time, or its lease's end)."""
+    return await node.db.fetch_val(
+        "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at "
+        "THEN locked_until ELSE next_attempt_at END) FROM inbox_log WHERE status = 'pending'"
+    )
