@@ -134,7 +134,7 @@ async def _take(node: Node, followed: str, outbox: str, item: Any, seen: set[str
         fields["ends_at"] is not None and fields["ends_at"] < now())
     if known is None and closed:
         return
-    if await store_remote_post(node, model, raw) is not None and known is None:
+    if await store_remote_post(node, model, raw, new=False) is not None and known is None:
         outcome.stored += 1
         await _know_author(node, model.author, outcome)
 

@@ -113,6 +113,10 @@ def test_a_member_follows_by_handle_and_gets_the_open_needs_posted_before(nodes)
     # B: a member who is no admin finds the network page from the list and follows by handle.
     tom = member(b, "tom@b.example", "Tom Peeters")
     tom_uri = actor_of(b, "tom@b.example")
+    page = tom.get("/account")  # Tom wants to hear of new housing needs
+    assert tom.post("/account", data={
+        "csrf_token": csrf_from(page.text), "display_name": "Tom Peeters", "locale": "en",
+        "categories": ["housing"], "neighbourhoods": []}).status_code == 303
     assert 'href="/network"' in tom.get("/posts").text
     resp = follow(tom, a.handle)
     assert resp.status_code == 303 and resp.headers["location"] == "/network", resp.text
@@ -130,6 +134,8 @@ def test_a_member_follows_by_handle_and_gets_the_open_needs_posted_before(nodes)
                                            "Two nights of shelter for a family"]
     assert b.query("SELECT COUNT(*) AS n FROM inbox_log WHERE type IN ('Create', 'Announce')"
                    )[0]["n"] == 0  # nothing was delivered: they came from the outbox alone
+    # Posts from before the follow are no news: nobody is notified of them.
+    assert b.query("SELECT * FROM notifications WHERE kind = 'new_post'") == []
     listing = tom.get("/posts?scope=network").text
     assert "Two nights of shelter for a family" in listing
     assert "Help carrying boxes on Saturday" in listing

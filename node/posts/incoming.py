@@ -36,11 +36,12 @@ async def _org_followed(node: Node, org_uri: str) -> bool:
     return any(node.is_local(r["follower_uri"]) for r in rows)
 
 
-async def store_remote_post(node: Node, model: RemoteObject,
-                            raw: dict[str, Any]) -> dict | None:
+async def store_remote_post(node: Node, model: RemoteObject, raw: dict[str, Any],
+                            new: bool = True) -> dict | None:
     """Insert or refresh the remote post a Note describes; None when it is not one to keep
     (not a post, or its organisation is not followed here). The caller has checked that the
-    Note is its author's (activitypub/model.py, the inbox handlers)."""
+    Note is its author's (activitypub/model.py, the inbox handlers). `new` is False for a post
+    read from an outbox after a follow (node/backfill.py): members are not told of old posts."""
     try:
         fields = wire.from_note(model, raw)
     except wire.NotAPost:
@@ -75,7 +76,7 @@ async def store_remote_post(node: Node, model: RemoteObject,
     inserted = await node.db.fetch_val(
         f"INSERT INTO posts ({', '.join(columns)}) VALUES "
         f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING RETURNING 1", row)
-    if inserted:  # the Create and the Group's Announce may race: tell members once
+    if inserted and new:  # the Create and the Group's Announce may race: tell members once
         await notify.new_post(node, row)
     return row
 
