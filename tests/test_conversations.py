@@ -71,14 +71,22 @@ async def token(client: httpx.AsyncClient) -> str:
     return CSRF.search(page.text).group(1)
 
 
+_SESSIONS: dict[str, dict[str, str]] = {}
+
+
 async def login(client: httpx.AsyncClient, email: str) -> None:
+    """Signed in as `email`: the session cookie is kept, so each person signs in once."""
     client.cookies.clear()
     client.headers["Accept-Language"] = "en"
+    if email in _SESSIONS:
+        client.cookies.update(_SESSIONS[email])
+        return
     page = await client.get("/login")
     resp = await client.post("/login", data={
         "email": email, "password": ADMIN_PASSWORD if email == ADMIN else PASSWORD,
         "csrf_token": CSRF.search(page.text).group(1)})
     assert resp.status_code == 303, resp.text
+    _SESSIONS[email] = dict(client.cookies)
 
 
 async def sign_in(client: httpx.AsyncClient, email: str) -> None:
@@ -100,6 +108,7 @@ async def world_node(module_database):
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(world_node):
     node, client = world_node
+    _SESSIONS.clear()
     peer = RemotePeer("127.0.0.130")
     lena = peer.add_actor("lena")
     peer.add_actor("mallory")
