@@ -56,14 +56,20 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _depth(value: Any) -> int:
+    """How deep the JSON nests; -1 when a string holds a NUL character, which no database
+    column can hold (PostgreSQL refuses it) and no text needs."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
         deepest = max(deepest, level)
         if isinstance(item, dict):
+            if any("\x00" in k for k in item):
+                return -1
             stack.extend((v, level + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
+        elif isinstance(item, str) and "\x00" in item:
+            return -1
     return deepest
 
 
@@ -74,7 +80,10 @@ def parse_activity(body: bytes) -> dict[str, Any]:
         raise Refused(400, "body is not valid JSON") from exc
     if not isinstance(activity, dict):
         raise Refused(400, "an activity must be a JSON object")
-    if _depth(activity) > MAX_DEPTH:
+    depth = _depth(activity)
+    if depth < 0:
+        raise Refused(400, "a string of the activity holds a NUL character")
+    if depth > MAX_DEPTH:
         raise Refused(400, f"JSON nested deeper than {MAX_DEPTH} levels")
     ident = activity.get("id")
     if not isinstance(ident, str) or not ident.startswith(("http:", "https:")):
