@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from node.accounts.roles import ROLE_LABELS
 from node.actors import by_uri
 from node.context import Node
 from node.i18n import _
@@ -55,7 +56,7 @@ def handle_from_uri(uri: str) -> str:
 
 async def user_name(node: Node, user_id: str) -> str:
     row = await node.db.fetch_one(
-        "SELECT u.display_name, a.name, a.username FROM users u "
+        "SELECT u.display_name, u.role, a.name, a.username FROM users u "
         "LEFT JOIN actors a ON a.id = u.actor_id WHERE u.id = :u", {"u": user_id})
     if row is None:
         # A member who deleted their account (node/moderation/member_data.py): a post or a
@@ -63,7 +64,10 @@ async def user_name(node: Node, user_id: str) -> str:
         return _("Deleted account")
     if row["display_name"] or row["name"]:
         return row["display_name"] or row["name"]
-    return f"@{row['username']}@{node.settings.host}" if row["username"] else "?"
+    if row["username"]:
+        return f"@{row['username']}@{node.settings.host}"
+    # An account made without a profile (the first admin): its role, never its email.
+    return _(ROLE_LABELS.get(row["role"], ROLE_LABELS["member"]))
 
 
 async def name_of(node: Node, uri: str) -> str:

@@ -318,8 +318,8 @@ async def decline(node: Node, user: dict | None, post: dict, response: dict,
     if not changed:
         raise ResponseError({"response": _(
             "Only a waiting response can be declined (undo an acceptance first).")})
-    side = await parties.post_side(node, post)
-    author_name = side[0].organisation if post["proxied"] else side[0].name
+    author_name = await parties.name_of(
+        node, post["org_uri"] if post["proxied"] else post["attributed_to"])
     await _tell(node, post, response, DECLINED_TEXT, answer="Reject", why="declined",
                 author=author_name)
     note_html = ""
