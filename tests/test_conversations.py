@@ -309,3 +309,56 @@ async def test_only_the_two_sides_write_from_another_server(world):
     page = (await client.get(f"/responses/{response['id']}")).text
     item = page[page.rindex("<li", 0, page.index("Lena again")):page.index("Lena again")]
     assert "Lena</strong>" in item and "responded" in item and "127.0.0.130" in item
+
+
+async def test_a_conversation_about_a_post_of_another_node(world):
+    """Tom answers a post of a followed organisation: he and its author read the
+    conversation; neither that organisation nor a coordinator here writes or reads in it."""
+    node, client, peer = world.node, world.client, world.peer
+    refuge, lena = peer.add_actor("refuge", kind="Group"), peer.actors["lena"]
+    await node.db.execute(
+        "INSERT INTO follows (follower_uri, followee_uri, activity_id, state, created_at) "
+        "VALUES (:f, :e, :a, 'accepted', 1)",
+        {"f": f"{BASE}/groups/voisins", "e": refuge.uri, "a": f"{BASE}/activities/fr"})
+    remote = {"id": "r1", "uri": f"{peer.base}/posts/r1", "url": f"{peer.base}/posts/r1",
+              "kind": "offer", "category": "food", "title": "Soup tonight",
+              "description_html": "<p>Hot soup</p>", "neighbourhood": "Forest", "latitude": None,
+              "longitude": None, "starts_at": None, "ends_at": None, "capacity": 3,
+              "unit": "meal", "urgency": 1, "languages": "nl", "visibility": "public",
+              "status": "open", "created_at": 1.0, "updated_at": 1.0}
+    note = wire.to_note(remote, wire.Addressing(lena.uri, refuge.uri), peer.base)
+    create = {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.activity_id(),
+              "type": "Create", "actor": lena.uri, "object": note, "to": note["to"],
+              "cc": note["cc"]}
+    assert (await peer.apost(client, lena, INBOX, create)).status_code == 202
+    post = await wait_for(node, "SELECT * FROM posts WHERE uri = :u", {"u": note["id"]})
+    await login(client, "tom@example.org")
+    page = await client.get(f"/posts/{post['id']}")
+    assert f"Only you and Lena (on 127.0.0.130:{peer.port}), who posted it" in page.text
+    resp = await client.post(f"/posts/{post['id']}/respond", data={
+        "csrf_token": CSRF.search(page.text).group(1), "message": "Tom wants soup"})
+    assert resp.status_code == 303
+    response = await node.db.fetch_one("SELECT * FROM responses WHERE post_id = :p",
+                                       {"p": post["id"]})
+
+    def reply(actor, n: int, text: str) -> dict:
+        obj = {"id": f"{peer.base}/notes/{actor.username}-r{n}", "type": "Note",
+               "attributedTo": actor.uri, "inReplyTo": post["uri"],
+               "context": response["thread_uri"], "content": f"<p>{text}</p>",
+               "to": [response["responder_uri"]]}
+        return {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.activity_id(),
+                "type": "Create", "actor": actor.uri, "object": obj, "to": obj["to"]}
+
+    await peer.apost(client, refuge, INBOX, reply(refuge, 1, "The group butts in"))
+    assert (await peer.apost(client, lena, INBOX, reply(lena, 1, "Come at six"))).status_code \
+        == 202
+    await wait_for(node, "SELECT 1 FROM conversation_messages WHERE body_html LIKE '%at six%'")
+    assert await node.db.fetch_val(
+        "SELECT COUNT(*) FROM conversation_messages WHERE body_html LIKE '%butts in%'") == 0
+    page = (await client.get(f"/responses/{response['id']}")).text
+    item = page[page.rindex("<li", 0, page.index("Come at six")):page.index("Come at six")]
+    assert "Lena</strong>" in item and "author of the post" in item
+    for email in ("bruno@example.org", ADMIN, "nadia@example.org"):
+        await login(client, email)
+        assert (await client.get(f"/responses/{response['id']}")).status_code == 403
+        assert (await client.get(f"/posts/{post['id']}/responses")).status_code == 403

@@ -131,10 +131,12 @@ async def may_take_part(node: Node, user: dict | None, post: dict, response: dic
 
 def remote_may_write(actor: str, post: dict, response: dict) -> bool:
     """An actor of another server writes in a conversation only as one of its two sides: the
-    remote responder, or the remote author (or organisation) of a post we answered."""
+    remote responder, or the author of a remote post we answered (for a need posted on behalf
+    of someone, that author is the organisation itself). An organisation does not write in
+    its members' conversations, as its coordinators do not here."""
     if actor == response["responder_uri"] and not response["responder_user_id"]:
         return True
-    return bool(post["remote"]) and actor in (post["attributed_to"], post["org_uri"])
+    return bool(post["remote"]) and actor == post["attributed_to"]
 
 
 async def post_side(node: Node, post: dict) -> list[Party]:
