@@ -183,6 +183,18 @@ def test_a_request_signed_for_another_server_does_not_replay_here(
     spoofed = {**captured, "X-Forwarded-Host": f"{NODE_IP}:{node.port}"}
     _refused(_send(f"{node.base}/inbox", body, spoofed), node, actor, follow,
              f"signed for host '{ELSEWHERE}'")
+    # Two Host headers: a proxy may route by one while the signature is checked on the other.
+    ours = sign(actor, "POST", f"{node.base}/inbox", body)
+    head = "".join(f"{k}: {v}\r\n" for k, v in [*ours.items(), ("Host", ELSEWHERE)])
+    conn = _connect(node)  # by hand: httpx will not send two Host headers
+    try:
+        conn.sendall(f"POST /inbox HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)
+        answer = _answer(conn).decode()
+    finally:
+        conn.close()
+    assert answer.startswith("HTTP/1.1 401") and "repeats its host header" in answer, answer
+    assert _stored(node, actor, follow) == []
 
 
 def test_host_must_be_signed(node: NodeProcess, peer: HostilePeer) -> None:
