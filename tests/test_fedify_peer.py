@@ -145,7 +145,7 @@ def test_fedify_follows_receives_replies_and_likes(node_and_peer) -> None:
     rows = node.wait_until("SELECT payload FROM objects WHERE uri = :u AND in_reply_to = :n",
                            {"u": reply["id"], "n": note_uri})
     stored = json.loads(rows[0]["payload"])
-    assert stored["attributedTo"] == peer.actor_uri
+    assert stored["author"] == peer.actor_uri
     assert "porter les colis" in stored["content_html"]
     log = node.query("SELECT status FROM inbox_log WHERE actor_uri = :p AND type = 'Create'",
                      {"p": peer.actor_uri})
