@@ -189,15 +189,21 @@ def _first_url(value: Any) -> str | None:
     return None
 
 
-def _instant(value: Any) -> str | None:
+def parse_instant(value: Any) -> datetime | None:
+    """An xsd:dateTime of the wire as an aware datetime (UTC when it names no zone)."""
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _instant(value: Any) -> str | None:
+    parsed = parse_instant(value)
+    if parsed is None:
+        return None
     return parsed.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

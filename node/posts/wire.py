@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import nh3
 
-from activitypub.model import RemoteObject
+from activitypub.model import RemoteObject, parse_instant
 from activitypub.origin import host_label, same_origin
 from activitypub.vocab import AS_CONTEXT, PUBLIC, as_list, id_of, types_of
 from node.posts import categories, places
@@ -330,15 +330,8 @@ def _quantity(value: Any) -> int | None:
 
 
 def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    parsed = parse_instant(value)
+    return parsed.timestamp() if parsed else None
 
 
 REMOTE_CONTENT_MAX = 20_000
