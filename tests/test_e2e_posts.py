@@ -106,6 +106,8 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     response_b = b.wait_until(
         "SELECT * FROM responses WHERE responder_uri = :h AND offer_uri IS NOT NULL "
         "AND message_html LIKE :m", {"h": helper_uri, "m": "%spare room%"})[0]
+    # The handler may still be finishing (notifications) when the response row appears.
+    b.wait_until("SELECT 1 FROM inbox_log WHERE type = 'Offer' AND status = 'processed'")
     offers = b.query("SELECT status FROM inbox_log WHERE type = 'Offer'")
     assert offers == [{"status": "processed"}]
 
