@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import html
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from activitypub.signatures import SigningKey
@@ -36,6 +37,15 @@ class LocalActor:
     public_key_pem: str
     private_key_pem: str
     created_at: float
+    # The organisation's public profile (migration 15, node/organisations.py).
+    summary_map: dict[str, str] = field(default_factory=dict)
+    image_url: str | None = None
+    contact_phone: str = ""
+    contact_email: str = ""
+    opening_hours: str = ""
+    desk_address: str = ""
+    website: str = ""
+    neighbourhoods: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"LocalActor({self.kind} {self.username!r})"
@@ -48,7 +58,27 @@ class LocalActor:
             manually_approves=bool(row["manually_approves"]),
             discoverable=bool(row["discoverable"]), public_key_pem=row["public_key_pem"],
             private_key_pem=row["private_key_pem"], created_at=row["created_at"],
+            summary_map=_json_of(row.get("summary_map"), dict),
+            image_url=row.get("image_url"),
+            contact_phone=row.get("contact_phone") or "",
+            contact_email=row.get("contact_email") or "",
+            opening_hours=row.get("opening_hours") or "",
+            desk_address=row.get("desk_address") or "",
+            website=row.get("website") or "",
+            neighbourhoods=tuple(_json_of(row.get("neighbourhoods"), list)),
         )
+
+    def summary_in(self, locale: str) -> str:
+        """The description in `locale`, else in the node's default language (`summary`)."""
+        return self.summary_map.get(locale) or self.summary
+
+
+def _json_of(raw: str | None, kind: type) -> dict | list:
+    try:
+        value = json.loads(raw or "null")
+    except ValueError:
+        value = None
+    return value if isinstance(value, kind) else kind()
 
 
 def actor_path(actor: LocalActor) -> str:
@@ -90,7 +120,21 @@ def profile_fields(node: Node, actor: LocalActor) -> list[tuple[str, str]]:
     if actor.kind == "Group":
         fields += [("Needs", _link(node.url("/tags/need"))),
                    ("Offers", _link(node.url("/tags/offer")))]
+        if actor.website:
+            fields.insert(0, ("Website", _link(actor.website)))
+        fields += [(label, html.escape(value)) for label, value in (
+            ("Phone", actor.contact_phone), ("Email", actor.contact_email),
+            ("Hours", actor.opening_hours), ("Address", actor.desk_address),
+        ) if value]
     return fields
+
+
+def media_url(node: Node, path: str | None) -> str | None:
+    """Uploaded images are stored as paths of this node (`/media/...`), so that they follow
+    the node if its address changes."""
+    if path and path.startswith("/"):
+        return node.url(path)
+    return path
 
 
 def to_document(node: Node, actor: LocalActor) -> dict:
@@ -99,7 +143,8 @@ def to_document(node: Node, actor: LocalActor) -> dict:
         uri=uri, kind=actor.kind, username=actor.username, name=actor.name or actor.username,
         summary=summary_html(actor.summary), url=uri, public_key_pem=actor.public_key_pem,
         shared_inbox=node.url("/inbox"),
-        icon_url=actor.icon_url or node.url("/static/icon.png"),
+        icon_url=media_url(node, actor.icon_url) or node.url("/static/icon.png"),
+        image_url=media_url(node, actor.image_url),
         manually_approves=actor.manually_approves, discoverable=actor.discoverable,
         published=datetime.fromtimestamp(actor.created_at, UTC).isoformat().replace("+00:00", "Z"),
         fields=profile_fields(node, actor),
@@ -109,6 +154,9 @@ def to_document(node: Node, actor: LocalActor) -> dict:
         # Mastodon names its instance actor this way; it should not be suggested to people.
         doc["discoverable"] = doc["indexable"] = False
         doc["manuallyApprovesFollowers"] = True
+    if actor.summary_map:
+        doc["summaryMap"] = {lang: summary_html(text)
+                             for lang, text in actor.summary_map.items() if text}
     return doc
 
 

@@ -24,6 +24,7 @@ from node.routes import accounts, actors, objects, passwords, posts, tags, web, 
 from node.routes import moderation as moderation_routes
 from node.routes import network as network_routes
 from node.routes import notifications as notification_routes
+from node.routes import organisations as organisation_routes
 from node.security_headers import SecurityHeadersMiddleware
 from outbox.worker import DeliveryWorker
 
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *posts.routes,
             *moderation_routes.routes,
             *network_routes.routes,
+            # Before web.routes: /admin/{action} would take /admin/organisations.
+            *organisation_routes.routes,
             *web.routes,
             Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
                   name="static"),
