@@ -21,6 +21,7 @@ from node.i18n import LocaleMiddleware
 from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
 from node.routes import accounts, actors, objects, passwords, posts, tags, web, wellknown
+from node.routes import impact as impact_routes
 from node.routes import moderation as moderation_routes
 from node.routes import network as network_routes
 from node.routes import notifications as notification_routes
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *passwords.routes,
             *notification_routes.routes,
             *tags.routes,
+            *impact_routes.routes,
             *posts.routes,
             *moderation_routes.routes,
             *network_routes.routes,

@@ -269,8 +269,8 @@ async def accept(node: Node, user: dict | None, post: dict, response: dict) -> d
             raise ResponseError({"response": _("This post is not open any more.")})
         accepted = await accepted_count(node, post["id"])
         changed = await node.db.fetch_val(
-            "UPDATE responses SET status = 'accepted', updated_at = :t WHERE id = :i "
-            "AND post_id = :p AND status IN ('pending', 'not_needed') RETURNING 1",
+            "UPDATE responses SET status = 'accepted', updated_at = :t, accepted_at = :t "
+            "WHERE id = :i AND post_id = :p AND status IN ('pending', 'not_needed') RETURNING 1",
             {"t": now(), "i": response["id"], "p": post["id"]})
         if not changed:
             raise ResponseError({"response": _("Only a waiting response can be accepted.")})
@@ -336,8 +336,9 @@ async def undo_acceptance(node: Node, user: dict | None, post: dict, response: d
         if post["status"] not in OPEN:
             raise ResponseError({"response": _("This post is not open any more.")})
         changed = await node.db.fetch_val(
-            "UPDATE responses SET status = 'pending', updated_at = :t WHERE id = :i "
-            "AND status = 'accepted' RETURNING 1", {"t": now(), "i": response["id"]})
+            "UPDATE responses SET status = 'pending', updated_at = :t, accepted_at = NULL "
+            "WHERE id = :i AND status = 'accepted' RETURNING 1",
+            {"t": now(), "i": response["id"]})
         if not changed:
             raise ResponseError({"response": _("This response is not accepted.")})
         reopened = post["status"] == "in_progress"
