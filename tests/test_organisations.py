@@ -181,6 +181,8 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_lost(served) 
         assert resp.status_code == 413
         resp = await post_settings(client, "voisins", profile(), places=("Atlantis",))
         assert resp.status_code == 400 and "Choose neighbourhoods from the list." in resp.text
+        french = await client.get("/admin/organisations/voisins?lang=fr")
+        assert "Réglages de l’organisation" in french.text and "Quartiers" in french.text
     assert await actor_row(node, "voisins") == before
     # A refused form stores no image either.
     assert not list((node.settings.data_dir / "media").glob("*"))
