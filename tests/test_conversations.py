@@ -362,3 +362,16 @@ async def test_a_conversation_about_a_post_of_another_node(world):
         await login(client, email)
         assert (await client.get(f"/responses/{response['id']}")).status_code == 403
         assert (await client.get(f"/posts/{post['id']}/responses")).status_code == 403
+
+
+async def test_every_coordinator_who_reads_a_proxied_need_is_told_of_its_response(world):
+    """The same rule decides who is notified: for a need posted on behalf of someone, every
+    coordinator of its organisation (and its admins), never a coordinator of another."""
+    node = world.node
+    rows = await node.db.fetch_all(
+        "SELECT u.email FROM notifications n JOIN users u ON u.id = n.user_id "
+        "WHERE n.kind = 'new_response' AND n.payload LIKE :t",
+        {"t": "%Winter coats for a family%"})
+    told = {r["email"] for r in rows}
+    assert {"claire@example.org", "bruno@example.org", ADMIN} <= told
+    assert "oscar@example.org" not in told and "tom@example.org" not in told

@@ -119,11 +119,8 @@ async def _new_response(node: Node, post: dict, actor: str, thread: str, body: s
 
 
 async def _actor_name(node: Node, actor: str) -> str:
-    row = await node.db.fetch_one(
-        "SELECT name, username, host FROM remote_actors WHERE uri = :u", {"u": actor})
-    if row is None:
-        return actor
-    return row["name"] or f"@{row['username']}@{row['host']}"
+    # Never a raw URL: the actor's name, or @user@host (node/posts/parties.py).
+    return await parties.name_of(node, actor)
 
 
 def _thread_of(activity: dict[str, Any], actor: str, fallback: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from node import notifications as n
 from node.context import Node
 from node.moderation.blocks import hidden_from
+from node.posts import parties
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +56,29 @@ async def new_response(node: Node, post: Row, responder: str,
                        response: Row | None = None) -> None:
     """Someone responded to a post of this node: tell its author. `responder` is the name to
     show; `response` the new row (its message is quoted, its conversation linked)."""
-    author = post.get("author_user_id")
-    if not author or post.get("remote"):
+    if post.get("remote"):
         return
     response = response or {}
-    if await _blocked(node, author, response.get("responder_uri")):
-        return
     response_id = response.get("id")
     url = (node.url(f"/responses/{response_id}") if response_id
            else node.url(f"/posts/{post['id']}/responses"))
-    await _safely("the author", post, n.notify_new_response(
-        node, author_user_id=author, post_title=post["title"], post_url=url,
-        responder=responder, message=response.get("message_html") or "",
-        response_id=response_id))
+    # Whoever answers the post's responses: its author, or for a need posted on behalf of
+    # someone, each coordinator of the organisation (node/posts/parties.py).
+    for party in await parties.post_side(node, dict(post)):
+        author = party.user_id
+        if not author or await _blocked(node, author, response.get("responder_uri")):
+            continue
+        await _safely("the author", post, n.notify_new_response(
+            node, author_user_id=author, post_title=post["title"], post_url=url,
+            responder=responder, message=response.get("message_html") or "",
+            response_id=response_id))
 
 
 async def conversation_parties(node: Node, post: Row, response: Row) -> list[str]:
-    """The local members who take part in a response's conversation: the responder and the
-    post's author."""
-    parties = [response.get("responder_user_id")]
-    if not post.get("remote"):
-        parties.append(post.get("author_user_id"))
-    return [p for p in dict.fromkeys(parties) if p]
+    """The local members who read a response's conversation: the one rule of
+    node/posts/parties.py (for a need posted on behalf of someone, every coordinator of its
+    organisation)."""
+    return await parties.local_readers(node, dict(post), dict(response))
 
 
 async def new_message(node: Node, post: Row, response: Row, *, sender_uri: str,
