@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,17 +20,20 @@ import pytest_asyncio
 import uvicorn
 from PIL import Image
 
-from node.actors import create_actor
+from node.actors import by_username, create_actor
 from node.app import create_app
 from node.auth import create_user
 from node.context import Node
+from node.follows import follow_handle
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings
+from tests.databases import drop_postgres_database, make_database_url
 from tests.peers import RemotePeer, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HOST = "127.0.0.150"
 PEER_HOST = "127.0.0.151"
+SECOND_HOST = "127.0.0.152"
 PASSWORD = "long enough password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 AP = {"Accept": "application/activity+json"}
@@ -47,32 +51,38 @@ async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any
         await asyncio.sleep(0.05)
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def served(module_database):
-    tmp, url = module_database
-    port = free_port(HOST)
-    base = f"http://{HOST}:{port}"
+@contextlib.asynccontextmanager
+async def serve(tmp: Path, url: str, host: str) -> AsyncIterator[tuple[Node, str]]:
+    """A node served over HTTP on `host`, with its delivery worker, in this event loop."""
+    port = free_port(host)
+    base = f"http://{host}:{port}"
     settings = node_settings(tmp, url, NODE_BASE_URL=base, NODE_RUN_WORKER="1",
                              NODE_RATE_LOGIN_PER_ADDRESS="0", NODE_ALLOW_HTTP="1",
                              NODE_ALLOW_PRIVATE_ADDRESSES="1")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                lifespan="off"))
         task = asyncio.create_task(server.serve())
         await until(lambda: asyncio.sleep(0, server.started))
-        node: Node = app.state.node
+        try:
+            yield app.state.node, base
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def served(module_database):
+    tmp, url = module_database
+    async with serve(tmp, url, HOST) as (node, base):
         # A member, and a coordinator of another organisation of the node.
         await create_user(node, "mia@example.org", PASSWORD)
         other = await create_actor(node, "Group", "maison", "Maison de quartier")
         oscar = await create_user(node, "oscar@example.org", PASSWORD, role="coordinator")
         await node.db.execute("INSERT INTO memberships (user_id, org_id, role) VALUES "
                               "(:u, :o, 'coordinator')", {"u": oscar, "o": other.id})
-        try:
-            yield node, base
-        finally:
-            server.should_exit = True
-            await task
+        yield node, base
 
 
 @contextlib.asynccontextmanager
@@ -282,3 +292,44 @@ async def test_the_profile_federates_as_an_update_and_images_lose_their_metadata
     row = await actor_row(node, "voisins")
     # Kept in the order of the node's list, whatever order the form sent.
     assert json.loads(row["neighbourhoods"]) == ["Forest", "Saint-Gilles"]
+
+
+async def test_a_second_node_following_the_organisation_shows_its_new_profile(
+        served, tmp_path_factory) -> None:
+    node, base = served
+    tmp = tmp_path_factory.mktemp("second")
+    # The helpers run their own event loop: in a thread, beside this test's loop.
+    url = await asyncio.to_thread(make_database_url, tmp)
+    try:
+        async with serve(tmp, url, SECOND_HOST) as (other, _other_base):
+            org_uri = f"{base}/groups/voisins"
+            follower = (await other.db.fetch_one(
+                "SELECT * FROM actors WHERE kind = 'Group'"))["username"]
+            group = await by_username(other, follower, "Group")
+            await follow_handle(other, group, f"@voisins@{base.split('://')[1]}")
+            await until(lambda: node.db.fetch_one(
+                "SELECT 1 FROM follows WHERE followee_uri = :o AND state = 'accepted'",
+                {"o": org_uri}))
+            async with signed_in(base, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+                resp = await post_settings(
+                    client, "voisins", profile(name="CPAS — accueil social"),
+                    files={"avatar": ("me.png", png_logo(), "image/png")})
+                assert resp.status_code == 303, resp.text
+            row = await until(lambda: other.db.fetch_one(
+                "SELECT * FROM remote_actors WHERE uri = :u AND name = :n",
+                {"u": org_uri, "n": "CPAS — accueil social"}))
+            assert row["summary"].startswith("<p>Le CPAS aide les habitants.</p>")
+            assert row["icon_url"].startswith(f"{base}/media/") and row["icon_url"].endswith(
+                ".png")
+    finally:
+        if url.startswith("postgresql"):
+            await asyncio.to_thread(drop_postgres_database, url)
+
+
+def png_logo() -> bytes:
+    """A logo with transparency: it stays a PNG (a JPEG has no alpha)."""
+    image = Image.new("RGBA", (300, 300), (0, 0, 0, 0))
+    image.paste((20, 120, 200, 255), (50, 50, 250, 250))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
