@@ -101,12 +101,19 @@ async def save_profile(node: Node, org: LocalActor, form: ProfileForm) -> LocalA
         "UPDATE actors SET name = :name, summary = :summary, summary_map = :map, "
         "contact_phone = :phone, contact_email = :email, opening_hours = :hours, "
         "desk_address = :address, website = :website, neighbourhoods = :places WHERE id = :id",
-        {"name": form.name, "summary": form.descriptions.get(DEFAULT_LOCALE, ""),
+        {"name": form.name, "summary": default_description(form.descriptions),
          "map": json.dumps({k: v for k, v in form.descriptions.items() if v}),
          "phone": form.contact_phone, "email": form.contact_email,
          "hours": form.opening_hours, "address": form.desk_address, "website": form.website,
          "places": json.dumps(list(form.neighbourhoods)), "id": org.id})
     return await announce_profile(node, org.id)
+
+
+def default_description(descriptions: dict[str, str]) -> str:
+    """`summary`: the node's language, else the first language written (a reader of a
+    language left empty sees this one)."""
+    ordered = [DEFAULT_LOCALE, *(lang for lang in LOCALES if lang != DEFAULT_LOCALE)]
+    return next((descriptions[lang] for lang in ordered if descriptions.get(lang)), "")
 
 
 async def store_image_path(node: Node, org: LocalActor, purpose: str, path: str | None) -> None:

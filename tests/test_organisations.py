@@ -218,7 +218,16 @@ async def test_a_second_organisation_has_its_own_handle_and_actor(served) -> Non
         assert finger.status_code == 200
         self_link = [x for x in finger.json()["links"] if x.get("rel") == "self"][0]
         assert self_link["href"] == f"{base}/groups/epicerie"
+        # Described in Dutch only: that text is its `summary`, and French readers see it.
+        resp = await post_settings(client, "epicerie", profile(
+            name="Épicerie sociale", description_fr="", description_en="",
+            description_nl="Sociale kruidenier."))
+        assert resp.status_code == 303
+        page = await client.get("/groups/epicerie?lang=fr", headers={"Accept": "text/html"})
+        assert "Sociale kruidenier." in page.text
         doc = (await client.get("/groups/epicerie", headers=AP)).json()
+        assert doc["summary"] == "<p>Sociale kruidenier.</p>"
+        assert doc["summaryMap"] == {"nl": "<p>Sociale kruidenier.</p>"}
         voisins = (await client.get("/groups/voisins", headers=AP)).json()
     assert doc["type"] == "Group" and doc["name"] == "Épicerie sociale"
     assert doc["inbox"] == f"{base}/groups/epicerie/inbox"
