@@ -18,7 +18,7 @@ from node.actors import by_username
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.notices import flash
-from node.posts import categories, parties, publishing, queries, responses, service, wire
+from node.posts import categories, parties, privacy, publishing, queries, responses, service, wire
 from node.posts.responses import ResponseError
 from node.posts.text import _
 from node.posts.validation import (
@@ -178,10 +178,20 @@ def _form_values(post: dict | None) -> dict[str, Any]:
 
 
 async def _edit_page(request: Request, kind: str, values: dict, errors: dict,
-                     post: dict | None = None, status: int = 200) -> Response:
+                     post: dict | None = None, status: int = 200,
+                     hints: list[privacy.Finding] | None = None) -> Response:
     node = node_of(request)
     return await render(request, "posts/form.html", status=status, kind=kind, form=values,
-                        errors=errors, post=post, **_choices(node))
+                        errors=errors, post=post, hints=hints or [], **_choices(node))
+
+
+def _privacy_hints(form: FormData, fields: Any, post: dict | None = None) -> list:
+    """Personal details in the public text the author has not yet chosen to publish (an edit
+    asks only about what the post did not already say)."""
+    if str(form.get("publish_as_written", "")) in ("1", "on", "yes"):
+        return []
+    before = f"{post['title']}\n{post['description_md']}" if post else ""
+    return privacy.find_in_post(fields.title, fields.description_md, before)
 
 
 def _posted_values(form: FormData) -> dict[str, Any]:
@@ -206,6 +216,9 @@ async def new_view(request: Request) -> Response:
         return await _edit_page(request, kind, values, {"form": csrf_error}, status=403)
     try:
         fields = service.check(node, form, form.getlist("languages"), kind, user)
+        hints = _privacy_hints(form, fields)
+        if hints:
+            return await _edit_page(request, kind, values, {}, hints=hints)
         post = await service.create_post(node, user, fields)
     except PostError as exc:
         return await _edit_page(request, kind if kind in KINDS else "need", values, exc.errors,
@@ -234,6 +247,9 @@ async def edit_view(request: Request) -> Response:
         proxy = {"proxied": "1"} if post["proxied"] else {}
         fields = service.check(node, {**dict(form.items()), **proxy}, form.getlist("languages"),
                                post["kind"], user)
+        hints = _privacy_hints(form, fields, post)
+        if hints:
+            return await _edit_page(request, post["kind"], values, {}, post, hints=hints)
         await service.edit_post(node, post, fields)
     except PostError as exc:
         return await _edit_page(request, post["kind"], values, exc.errors, post, status=400)
