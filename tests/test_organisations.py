@@ -189,6 +189,12 @@ async def test_bad_input_is_refused_with_a_clear_error_and_nothing_lost(served) 
         resp = await post_settings(client, "voisins", profile(), files={
             "avatar": ("huge.png", b"\x89PNG" + b"0" * (11 * 1024 * 1024), "image/png")})
         assert resp.status_code == 413
+        # A body of undeclared length (chunked) is refused without being read.
+        async def chunks():
+            yield b"--x\r\n" + b"0" * 1024
+        resp = await client.post("/admin/organisations/voisins", content=chunks(),
+                                 headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert resp.status_code == 411
         resp = await post_settings(client, "voisins", profile(), places=("Atlantis",))
         assert resp.status_code == 400 and "Choose neighbourhoods from the list." in resp.text
         french = await client.get("/admin/organisations/voisins?lang=fr")

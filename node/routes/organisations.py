@@ -102,7 +102,11 @@ async def settings_view(request: Request) -> Response:
     values, errors, status = _form_values(org), {}, 200
     if request.method == "POST":
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY:
+        if not declared.isdigit():
+            # A browser always declares the length of a form; an undeclared (chunked) body
+            # would be spooled to disk whatever its size before anything could refuse it.
+            return Response(_("Send the form with its length."), status_code=411)
+        if int(declared) > MAX_BODY:
             errors = {"avatar": _("The image is too large (at most %(mb)s MB).")
                       % {"mb": images.MAX_UPLOAD_BYTES // (1024 * 1024)}}
             return await _page(request, org, values, errors, 413)
