@@ -42,6 +42,57 @@ def collection_page(uri: str, page: int, total: int, items: list[Any]) -> dict[s
     return doc
 
 
+# --- cursor paging, as Mastodon pages an outbox ------------------------------------------------
+# A page is named by a position in the collection's order (a sequence number), never by an
+# offset: reading page 1,000 costs what reading page 1 does, and an item added meanwhile shifts
+# nothing, so a walk through `next` links meets every item exactly once.
+
+@dataclass(frozen=True)
+class Cursor:
+    """Which page: the newest items (neither bound), those older than `max_id`, or those just
+    newer than `min_id` (`min_id=0`: the oldest page)."""
+
+    max_id: int | None = None
+    min_id: int | None = None
+
+    def query(self) -> str:
+        if self.max_id is not None:
+            return f"max_id={self.max_id}&page=true"
+        if self.min_id is not None:
+            return f"min_id={self.min_id}&page=true"
+        return "page=true"
+
+
+def cursor_collection(uri: str, total: int) -> dict[str, Any]:
+    return {
+        "@context": AS_CONTEXT,
+        "id": uri,
+        "type": "OrderedCollection",
+        "totalItems": total,
+        "first": f"{uri}?{Cursor().query()}",
+        "last": f"{uri}?{Cursor(min_id=0).query()}",
+    }
+
+
+def cursor_page(uri: str, cursor: Cursor, total: int, items: list[Any], newest: int | None,
+                oldest: int | None, newer: bool, older: bool) -> dict[str, Any]:
+    """A page of `items`, newest first, whose positions run from `newest` down to `oldest`;
+    `newer` / `older`: whether items lie beyond them (then `prev` / `next` lead there)."""
+    doc: dict[str, Any] = {
+        "@context": AS_CONTEXT,
+        "id": f"{uri}?{cursor.query()}",
+        "type": "OrderedCollectionPage",
+        "partOf": uri,
+        "totalItems": total,
+        "orderedItems": items,
+    }
+    if older and oldest is not None:
+        doc["next"] = f"{uri}?{Cursor(max_id=oldest).query()}"
+    if newer and newest is not None:
+        doc["prev"] = f"{uri}?{Cursor(min_id=newest).query()}"
+    return doc
+
+
 # --- reading another server's collection -------------------------------------------------------
 
 @dataclass

@@ -1,6 +1,6 @@
 """Reads under concurrent load: p50/p99 latency and requests per second for WebFinger, the
-organisation's actor document, its outbox (first and last page) and the offers list (/posts),
-against a real node process holding N stored posts.
+organisation's actor document, its outbox (first, last and a middle page) and the offers list
+(/posts), against a real node process holding N stored posts.
 
     .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
         [--concurrency 32] [--workers 1]
@@ -27,17 +27,20 @@ from bench.harness import (
 )
 
 AP = {"Accept": "application/activity+json"}
-PAGE_SIZE = 20  # activitypub.collections.PAGE_SIZE at the time of writing; only for the last page
 
 
 def _endpoints(host: str, org: str, size: int) -> list[tuple[str, bytes]]:
-    last = max(1, -(-size // PAGE_SIZE))
     return [
         ("webfinger", http_request(
             "GET", f"/.well-known/webfinger?resource=acct:{org}@{host}", host)),
         ("actor", http_request("GET", f"/groups/{org}", host, AP)),
-        ("outbox p1", http_request("GET", f"/groups/{org}/outbox?page=1", host, AP)),
-        (f"outbox p{last}", http_request("GET", f"/groups/{org}/outbox?page={last}", host, AP)),
+        ("outbox first", http_request("GET", f"/groups/{org}/outbox?page=true", host, AP)),
+        # Pages named by position (the collection's `last`, and one in the middle by `next`'s
+        # max_id; the seeded activities are numbered 1..size).
+        ("outbox last", http_request("GET", f"/groups/{org}/outbox?min_id=0&page=true", host,
+                                     AP)),
+        ("outbox middle", http_request(
+            "GET", f"/groups/{org}/outbox?max_id={size // 2}&page=true", host, AP)),
         ("offers list", http_request("GET", "/posts", host, {"Accept": "text/html"})),
     ]
 

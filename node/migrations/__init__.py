@@ -2,7 +2,8 @@
 
 Each migration is a module `mNNNN_name.py` in this package with VERSION, DESCRIPTION and
 STATEMENTS, written once for both dialects: `{pk}` becomes the auto-increment key of the dialect
-and `{float}` a double-precision column.
+and `{float}` a double-precision column. Where the dialects cannot share a statement (triggers),
+it is a dict by dialect, {"sqlite": ..., "postgresql": ...}, and runs only on those named.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from node.db import Database, now
 log = logging.getLogger(__name__)
 
 
-def load_migrations() -> list[tuple[int, str, list[str]]]:
+def load_migrations() -> list[tuple[int, str, list[str | dict[str, str]]]]:
     found = []
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("m") and info.name[1:5].isdigit():
@@ -53,6 +54,10 @@ async def migrate(db: Database) -> list[int]:
             if version in done:
                 continue
             for sql in statements:
+                if isinstance(sql, dict):
+                    if db.dialect not in sql:
+                        continue
+                    sql = sql[db.dialect]
                 await db.execute(_render(sql, db.dialect))
             await db.execute(
                 "INSERT INTO schema_migrations (version, description, applied_at) "

@@ -114,6 +114,8 @@ MAP: dict[str, str] = {
     "objects": "attributed to them, or their posts' notes: deleted",
     "activities": "by them or about their objects: deleted (the Deletes stay to be sent)",
     "deliveries": "of those activities: deleted",
+    "outbox_counts": "counts of public activities, kept by triggers with `activities`: theirs "
+                     "goes with their last one",
     "inbox_log": "sent as them: deleted; others' activities: kept",
     "posts": "theirs: deleted, or a shell when others responded; needs for someone else: "
              "author forgotten",

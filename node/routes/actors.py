@@ -8,10 +8,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from activitypub.collections import PAGE_SIZE, collection, collection_page
+from activitypub.collections import (
+    PAGE_SIZE,
+    Cursor,
+    collection,
+    collection_page,
+    cursor_collection,
+    cursor_page,
+)
 from inbox.receiver import receive
 from node import follows
 from node.actors import LocalActor, actor_uri, by_username, instance_actor, to_document
+from node.context import Node
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import shown
@@ -69,6 +77,30 @@ def _page(request: Request) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) > 0 else 1
 
 
+def _cursor(request: Request) -> Cursor | None:
+    """The outbox page asked for: `?page=...` (any value, an old page number too: the newest
+    items), `?max_id=N` or `?min_id=N`; None for the collection itself."""
+    params = request.query_params
+    if not {"page", "max_id", "min_id"} & params.keys():
+        return None
+
+    def position(name: str) -> int | None:
+        raw = params.get(name, "")
+        return int(raw) if raw.isdigit() and len(raw) <= 18 else None  # within a BIGINT
+
+    max_id = position("max_id")
+    return Cursor(max_id=max_id, min_id=None if max_id is not None else position("min_id"))
+
+
+_OUTBOX = "SELECT seq, payload FROM activities WHERE actor_uri = :a AND public = 1 "
+
+
+async def _outbox_beyond(node: Node, uri: str, seq: int, newer: bool) -> bool:
+    return await node.db.fetch_val(
+        _OUTBOX.replace("seq, payload", "1") + ("AND seq > :s" if newer else "AND seq < :s")
+        + " LIMIT 1", {"a": uri, "s": seq}) is not None
+
+
 async def outbox_view(request: Request) -> Response:
     actor = await _actor(request)
     if actor is None:
@@ -76,20 +108,32 @@ async def outbox_view(request: Request) -> Response:
     node = node_of(request)
     uri = actor_uri(node, actor)
     coll = f"{uri}/outbox"
+    # Kept by triggers on `activities` (migration 17): no count over the rows.
     total = await node.db.fetch_val(
-        "SELECT COUNT(*) FROM activities WHERE actor_uri = :a AND public = 1", {"a": uri})
-    page = _page(request)
-    if page is None:
-        return activity_response(collection(coll, total))
-    rows = await node.db.fetch_all(
-        "SELECT payload FROM activities WHERE actor_uri = :a AND public = 1 "
-        "ORDER BY seq DESC LIMIT :n OFFSET :o",
-        {"a": uri, "n": PAGE_SIZE, "o": (page - 1) * PAGE_SIZE},
-    )
+        "SELECT total FROM outbox_counts WHERE actor_uri = :a", {"a": uri}) or 0
+    cursor = _cursor(request)
+    if cursor is None:
+        return activity_response(cursor_collection(coll, total))
+    # One row more than a page tells whether the page has a neighbour on the far side.
+    values = {"a": uri, "n": PAGE_SIZE + 1}
+    if cursor.min_id is not None:
+        rows = await node.db.fetch_all(_OUTBOX + "AND seq > :s ORDER BY seq LIMIT :n",
+                                       {**values, "s": cursor.min_id})
+        newer, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE][::-1]
+        older = bool(rows) and await _outbox_beyond(node, uri, rows[-1]["seq"], newer=False)
+    else:
+        below = "" if cursor.max_id is None else "AND seq < :s "
+        rows = await node.db.fetch_all(_OUTBOX + below + "ORDER BY seq DESC LIMIT :n",
+                                       {**values, "s": cursor.max_id} if below else values)
+        older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
+        newer = bool(rows) and cursor.max_id is not None and await _outbox_beyond(
+            node, uri, rows[0]["seq"], newer=True)
     items = [json.loads(r["payload"]) for r in rows]
     for item in items:
         item.pop("@context", None)
-    return activity_response(collection_page(coll, page, total, items))
+    return activity_response(cursor_page(
+        coll, cursor, total, items, newest=rows[0]["seq"] if rows else None,
+        oldest=rows[-1]["seq"] if rows else None, newer=newer, older=older))
 
 
 async def _relation_view(request: Request, column: str, other: str) -> Response:
