@@ -13,13 +13,13 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox.runner import start_runner
-from node import backfill, mailqueue
+from node import backfill, errors, mailqueue
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
 from node.i18n import LocaleMiddleware
 from node.moderation.suspension import SuspensionMiddleware
-from node.ratelimit import Limiter, RateLimited, RateLimitMiddleware, rate_limited_handler
+from node.ratelimit import Limiter, RateLimitMiddleware
 from node.routes import accounts, actors, objects, passwords, posts, tags, web, wellknown
 from node.routes import impact as impact_routes
 from node.routes import moderation as moderation_routes
@@ -96,7 +96,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                        may_start=lambda address: node.rate_limiter.may_start_session(address)),
             Middleware(SuspensionMiddleware),
         ],
-        exception_handlers={RateLimited: rate_limited_handler},
+        # Every error a browser gets is a page in its language; programs get JSON.
+        exception_handlers=errors.exception_handlers(),
         lifespan=lifespan,
     )
     app.state.node = node

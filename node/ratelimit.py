@@ -211,6 +211,13 @@ async def rate_limited_handler(request: Request, exc: Exception) -> Response:
     return too_many(exc, wants_json=request.url.path.endswith("/inbox"))
 
 
+async def _answer(scope: Scope, exc: RateLimited) -> Response:
+    """The refusal at the door: the error page of node/errors.py (JSON for programs)."""
+    from node.errors import rate_limited_handler as page  # the page needs the web layer
+
+    return await page(Request(scope), exc)
+
+
 def _is_inbox(path: str) -> bool:
     return path == "/inbox" or path.endswith("/inbox")
 
@@ -243,7 +250,7 @@ class RateLimitMiddleware:
             try:
                 check(address)
             except RateLimited as exc:
-                await too_many(exc, wants_json=_is_inbox(path))(scope, receive, send)
+                await (await _answer(scope, exc))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

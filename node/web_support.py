@@ -6,11 +6,12 @@ import hmac
 import math
 import secrets
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from node import i18n, notices
 from node.config import REPO_ROOT
@@ -28,7 +29,12 @@ i18n.install(TEMPLATES)
 
 
 class CsrfError(Exception):
-    pass
+    """A form without this session's token. It carries the form, so that what was typed can
+    be shown again (node/errors.py) by a route that does not draw its own form again."""
+
+    def __init__(self, message: str, form: FormData | None = None) -> None:
+        super().__init__(message)
+        self.form = form
 
 
 def node_of(request: Request) -> Node:
@@ -61,7 +67,33 @@ def check_csrf(request: Request, form: FormData) -> None:
     given = form.get("csrf_token")
     if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
         raise CsrfError(i18n.gettext(
-            "The form has expired or was not sent from this site; please try again."))
+            "The form has expired or was not sent from this site; please try again."), form)
+
+
+def local_path(value: str | None) -> str:
+    """A page of this node to go back to (after signing in, from an error page); anything
+    else gives "", so that no link of ours can send people to another site. Browsers read
+    `//host`, `/\\host` and paths with tabs or line breaks in them as other sites."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return ""
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return ""
+    return value[:500]
+
+
+def login_target(request: Request) -> str:
+    """The login page that brings the reader back to this very page, query included (for a
+    form that was posted, to the page that held it)."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in ("GET", "HEAD"):
+        referer = urlsplit(request.headers.get("referer", ""))
+        same_site = not referer.netloc or referer.netloc == request.url.netloc
+        here = referer.path + (f"?{referer.query}" if referer.query else "") if same_site else ""
+    return "/login?" + urlencode({"next": local_path(here) or "/"})
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    return RedirectResponse(login_target(request), status_code=303)
 
 
 def client_address(request: Request) -> str:
@@ -105,3 +137,21 @@ async def render(
     )
     return HTMLResponse(page, status_code=status,
                         headers={"Vary": "Accept, Accept-Language, Cookie", **(headers or {})})
+
+
+CONFIRMED = "yes"
+
+
+async def confirm_first(request: Request, form: FormData, title: str, explanation: str,
+                        button: str, back: str) -> Response | None:
+    """None once the form says `confirm=yes`; else the page that asks first, without
+    JavaScript: the same form again with `confirm=yes`, a button that looks destructive and a
+    way out. `title`, `explanation` and `button` are already in the reader's language."""
+    if form.get("confirm") == CONFIRMED:
+        return None
+    fields = [(name, value) for name, value in form.multi_items()
+              if isinstance(value, str) and name not in ("csrf_token", "confirm")
+              and "password" not in name.lower()]
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return await render(request, "confirm_action.html", title=title, explanation=explanation,
+                        button=button, fields=fields, action=here, back=local_path(back) or "/")

@@ -116,8 +116,9 @@ class NodeProcess:
 
     def admin_action(self, action: str, **fields: str) -> httpx.Response:
         token = csrf_from(self.client.get("/admin").text)
+        # confirm: the destructive actions (unfollow, delete-note) ask first otherwise.
         return self.client.post(f"/admin/{action}?org={self.org}",
-                                data={"csrf_token": token, **fields})
+                                data={"csrf_token": token, "confirm": "yes", **fields})
 
     # --- looking inside -----------------------------------------------------------------------
     def query(self, sql: str, values: dict[str, Any] | None = None) -> list[dict]:

@@ -133,7 +133,7 @@ async def test_admin_note_reads_as_a_public_status_and_its_delete_as_tombstone(
     assert page.status_code == 200 and "populaire" in page.text
 
     token = csrf(await client.get("/admin"))
-    resp = await client.post("/admin/delete-note", data={"csrf_token": token,
+    resp = await client.post("/admin/delete-note", data={"csrf_token": token, "confirm": "yes",
                                                          "target": create["object"]["id"]})
     assert resp.status_code == 303
     delete = (await activities(node, "Delete"))[0]
@@ -259,6 +259,9 @@ async def test_tag_pages_answer_json_and_refuse_bad_names(
     # A tag merely written in the text, not carried as a Hashtag, does not count.
     assert "Un lit" not in (await client.get("/tags/lit")).text
     for bad in ("two%20words", "a-b", "x" * 65, "%3Cscript%3E"):
-        resp = await client.get(f"/tags/{bad}")
+        resp = await client.get(f"/tags/{bad}", headers=AP)
         assert resp.status_code == 400, bad
         assert "hashtag" in resp.json()["error"]
+        # A browser gets the same refusal as a page in its language (node/errors.py).
+        page = await client.get(f"/tags/{bad}", headers={"Accept-Language": "nl"})
+        assert page.status_code == 400 and "hashtag" in page.text and 'href="/"' in page.text

@@ -87,7 +87,7 @@ def follow(client: httpx.Client, target: str) -> httpx.Response:
 def unfollow(client: httpx.Client, target: str) -> httpx.Response:
     page = client.get("/network")
     return client.post("/network/unfollow", data={"csrf_token": csrf_from(page.text),
-                                                  "target": target})
+                                                  "confirm": "yes", "target": target})
 
 
 def backfilled(node: NodeProcess, actor: str, since: float = 0.0) -> dict:

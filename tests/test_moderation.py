@@ -62,7 +62,9 @@ async def csrf(client: httpx.AsyncClient, path: str = "/moderation") -> str:
 
 async def admin_post(client: httpx.AsyncClient, action: str, **fields: str) -> httpx.Response:
     token = await csrf(client)
-    return await client.post(f"/moderation/{action}", data={"csrf_token": token, **fields})
+    # confirm: removing a post asks first otherwise (tests/test_form_safety.py).
+    return await client.post(f"/moderation/{action}",
+                             data={"csrf_token": token, "confirm": "yes", **fields})
 
 
 async def deliver_all(node: Node) -> None:

@@ -5,7 +5,6 @@ and changes nothing when it is wrong."""
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import urlencode
 
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
@@ -27,6 +26,8 @@ from node.web_support import (
     check_csrf,
     client_address,
     current_user,
+    local_path,
+    login_redirect,
     node_of,
     rate_limited_text,
     render,
@@ -59,7 +60,7 @@ def _sign_in(request: Request, user_id: str, response: Response, locale: str = "
 
 
 def _to_login(request: Request) -> Response:
-    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+    return login_redirect(request)
 
 
 async def _csrf_refused(request: Request, template: str, **context: object) -> Response:
@@ -111,11 +112,8 @@ async def _signup_by_email(request: Request, new: NewMember, org, values: dict,
 
 
 def _local_path(value: str | None) -> str:
-    """A page of this node to go back to after signing in; anything else is ignored, so that
-    the login form cannot send people to another site."""
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value[:500]
-    return ""
+    """A page of this node to go back to after signing in (never another site)."""
+    return local_path(value)
 
 
 async def login(request: Request) -> Response:

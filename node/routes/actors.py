@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import NoReturn
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -17,7 +18,7 @@ from activitypub.collections import (
     cursor_page,
 )
 from inbox.receiver import receive
-from node import follows
+from node import errors, follows
 from node.actors import LocalActor, actor_uri, by_username, instance_actor, to_document
 from node.context import Node
 from node.negotiation import activity_response, wants_activity_json
@@ -34,8 +35,8 @@ async def _actor(request: Request) -> LocalActor | None:
     return await by_username(node, request.path_params["username"], kind)
 
 
-def _not_found() -> Response:
-    return JSONResponse({"error": "not found"}, status_code=404)
+def _not_found() -> NoReturn:
+    errors.not_found()
 
 
 async def actor_view(request: Request) -> Response:

@@ -12,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from node import errors, i18n
 from node.accounts import sessions
 from node.auth import authenticate
+from node.i18n import N_
 from node.moderation import account_data, actions, blocks, domains, reports
 from node.moderation.domains import ModerationError
 from node.notices import flash
@@ -22,6 +24,7 @@ from node.web_support import (
     CsrfError,
     check_csrf,
     client_address,
+    confirm_first,
     current_user,
     node_of,
     rate_limited_text,
@@ -63,7 +66,7 @@ async def queue_view(request: Request) -> Response:
     if user is None:
         return _login()
     if user["role"] != "admin":
-        return Response("Moderation is for the node's admins.", status_code=403)
+        errors.forbidden(N_("Moderation is for the node's admins."))
     return await _queue_page(request)
 
 
@@ -137,7 +140,7 @@ async def admin_action(request: Request) -> Response:
     if user is None:
         return _login()
     if user["role"] != "admin":
-        return Response("Moderation is for the node's admins.", status_code=403)
+        errors.forbidden(N_("Moderation is for the node's admins."))
     form = await request.form()
     try:
         check_csrf(request, form)
@@ -146,6 +149,14 @@ async def admin_action(request: Request) -> Response:
     action = ADMIN_ACTIONS.get(request.path_params["action"])
     if action is None:
         return await _queue_page(request, error="Unknown action.", status=404)
+    if action is _remove_post:
+        asking = await confirm_first(
+            request, form, i18n.gettext("Remove this post?"),
+            i18n.gettext("It leaves this node, and the servers that have it are told so when "
+                         "it was written here. This cannot be undone."),
+            i18n.gettext("Yes, remove it"), "/moderation")
+        if asking is not None:
+            return asking
     try:
         notice, values = await action(request, form, user)
     except ModerationError as exc:

@@ -23,7 +23,14 @@ from node.actors import actor_uri
 from node.i18n import _
 from node.notices import flash
 from node.timeline import author_of
-from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+from node.web_support import (
+    CsrfError,
+    check_csrf,
+    confirm_first,
+    current_user,
+    node_of,
+    render,
+)
 
 TARGET_MAX = 500
 
@@ -103,6 +110,12 @@ async def unfollow_action(request: Request) -> Response:
         check_csrf(request, form)
     except CsrfError as exc:
         return await _page(request, user, str(exc), status=403)
+    asking = await confirm_first(
+        request, form, _("Stop following this organisation?"),
+        _("Its offers and needs will leave your lists. You can follow it again later."),
+        _("Yes, unfollow"), "/network")
+    if asking is not None:
+        return asking
     me = await member_actor(node, user)
     # Only one's own follows: the target is looked up among them, never taken on trust.
     if me is not None and await follows.unfollow(node, me, str(form.get("target", ""))):

@@ -4,7 +4,7 @@ CSRF token first and changes nothing when it is wrong."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -14,13 +14,20 @@ from node import notifications
 from node.context import Node
 from node.i18n import current_locale
 from node.notices import flash
-from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+from node.web_support import (
+    CsrfError,
+    check_csrf,
+    current_user,
+    login_redirect,
+    node_of,
+    render,
+)
 
 PAGE = 50
 
 
 def _to_login(request: Request) -> Response:
-    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+    return login_redirect(request)
 
 
 def _local_target(node: Node, url: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
+from node import errors
+from node.i18n import N_
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import shown
@@ -23,8 +25,10 @@ async def object_view(request: Request) -> Response:
         "(SELECT object_uri, MAX(public) AS public FROM activities GROUP BY object_uri) a "
         "ON a.object_uri = o.uri WHERE o.uri = :u AND o.local = 1", {"u": uri})
     if row is None or not row["public"]:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        errors.not_found()
     doc = json.loads(row["payload"])
+    if row["deleted"] and not wants_activity_json(request):
+        raise errors.PageError(410, N_("Its author deleted this post."))
     if row["deleted"]:
         return activity_response({"@context": AS_CONTEXT, **doc}, status=410)
     if wants_activity_json(request):
@@ -38,7 +42,7 @@ async def activity_view(request: Request) -> Response:
     row = await node.db.fetch_one(
         "SELECT payload FROM activities WHERE uri = :u AND public = 1", {"u": uri})
     if row is None:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        errors.not_found()
     return activity_response(json.loads(row["payload"]))
 
 

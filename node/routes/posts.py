@@ -4,17 +4,18 @@ changes, responses, the author's view of responses and each response's conversat
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
-from node import notifications
+from node import errors, notifications
 from node.actors import by_username
+from node.i18n import N_
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.notices import flash
@@ -30,7 +31,15 @@ from node.posts.validation import (
 )
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import bylines
-from node.web_support import TEMPLATES, CsrfError, check_csrf, current_user, node_of, render
+from node.web_support import (
+    TEMPLATES,
+    CsrfError,
+    check_csrf,
+    current_user,
+    login_redirect,
+    node_of,
+    render,
+)
 
 LANGUAGES = ("fr", "nl", "en", "ar", "es", "pt", "ro", "ru", "tr", "uk", "de", "it", "pl")
 STATUS_ACTIONS = {"withdraw": "withdrawn", "fulfil": "fulfilled"}
@@ -61,12 +70,12 @@ def _date_value(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).astimezone(TIMEZONE).strftime("%Y-%m-%d")
 
 
-def _not_found() -> Response:
-    return JSONResponse({"error": "not found"}, status_code=404)
+def _not_found() -> NoReturn:
+    errors.not_found()
 
 
 def _login_redirect(request: Request) -> Response:
-    return RedirectResponse("/login?" + urlencode({"next": request.url.path}), status_code=303)
+    return login_redirect(request)
 
 
 async def _form(request: Request) -> tuple[FormData, str | None]:
@@ -127,6 +136,8 @@ async def post_view(request: Request) -> Response:
     user = await current_user(request)
     if not queries.can_see(user, post):
         return _login_redirect(request)
+    if post["status"] == "withdrawn" and not queries.can_manage(user, post):
+        raise errors.PageError(410, N_("Its author withdrew this post: it is no longer shown."))
     return await _post_page(request, post, user)
 
 
@@ -141,7 +152,8 @@ def _post_document(node: Any, post: dict) -> Response:
 
 
 async def _post_page(request: Request, post: dict, user: dict | None, status: int = 200,
-                     errors: dict | None = None, message: str = "") -> Response:
+                     errors: dict | None = None, message: str = "",
+                     typed: dict | None = None) -> Response:
     node = node_of(request)
     manage = queries.can_manage(user, post)
     answers = await parties.speaks_for_post(node, user, post)
@@ -157,7 +169,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
         by=(await bylines(node, [post]))[post["id"]],
         category=categories.get(post["category"]), my_responses=mine, notes=notes,
         errors=errors or {}, message=message,
-        form={}, late=late, post_side=await parties.post_side(node, post),
+        form=typed or {}, late=late, post_side=await parties.post_side(node, post),
         needed=None if post["remote"] else await responses.still_needed(node, post),
         can_respond=user is not None and not answers and not late and not mine)
 
@@ -269,9 +281,8 @@ async def _managed_post(request: Request) -> tuple[dict | None, dict, Response |
     return user, post, None
 
 
-def _forbidden() -> Response:
-    return JSONResponse({"error": "only the author or a coordinator can do this"},
-                        status_code=403)
+def _forbidden() -> NoReturn:
+    errors.forbidden(N_("Only the author or a coordinator can do this."))
 
 
 async def status_view(request: Request) -> Response:
@@ -314,11 +325,13 @@ async def respond_view(request: Request) -> Response:
         return _login_redirect(request)
     form, csrf_error = await _form(request)
     if csrf_error:
-        return await _post_page(request, post, user, 403, {"message": csrf_error})
+        return await _post_page(request, post, user, 403, {"message": csrf_error},
+                                typed={"message": str(form.get("message", ""))})
     try:
         row = await responses.respond(node_of(request), user, post, str(form.get("message", "")))
     except ResponseError as exc:
-        return await _post_page(request, post, user, 400, exc.errors)
+        return await _post_page(request, post, user, 400, exc.errors,
+                                typed={"message": str(form.get("message", ""))})
     return RedirectResponse(f"/responses/{row['id']}", status_code=303)
 
 
@@ -334,9 +347,8 @@ async def _answered_post(request: Request) -> tuple[dict | None, dict, Response 
     return user, post, None
 
 
-def _not_a_party() -> Response:
-    return JSONResponse({"error": "only the people taking part in this conversation can do "
-                                  "this"}, status_code=403)
+def _not_a_party() -> NoReturn:
+    errors.forbidden(N_("Only the people taking part in this conversation can do this."))
 
 
 async def responses_view(request: Request) -> Response:
@@ -466,19 +478,21 @@ async def conversation_view(request: Request) -> Response:
     # The one rule (parties.py): the responder and the post's side, nobody else.
     if not await parties.may_take_part(node, user, post, response):
         return _not_a_party()
-    errors: dict[str, str] = {}
+    problems: dict[str, str] = {}
     status = 200
+    typed = ""
     if request.method == "POST":
         form, csrf_error = await _form(request)
+        # Refused or not, what was typed stays in the box.
+        typed = str(form.get("message", ""))
         if csrf_error:
-            errors, status = {"message": csrf_error}, 403
+            problems, status = {"message": csrf_error}, 403
         else:
             try:
-                await responses.send_message(node, user, post, response,
-                                             str(form.get("message", "")))
+                await responses.send_message(node, user, post, response, typed)
                 return RedirectResponse(f"/responses/{response['id']}", status_code=303)
             except ResponseError as exc:
-                errors, status = exc.errors, 400
+                problems, status = exc.errors, 400
     # What told the member about this conversation is read now.
     await notifications.mark_conversation_read(node, user["id"], response["id"])
     hidden = await hidden_from(node, user["id"])
@@ -488,7 +502,7 @@ async def conversation_view(request: Request) -> Response:
                 if m["sender_uri"] not in hidden]
     return await render(
         request, "posts/conversation.html", status=status, post=post, response=response,
-        messages=messages, errors=errors, readers=people,
+        messages=messages, errors=problems, readers=people, typed=typed,
         answers=await parties.speaks_for_post(node, user, post))
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
+from node import errors
 from node.actors import actor_uri, by_username
 from node.db import dumps
+from node.i18n import N_
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import ShownObject, shown
@@ -45,8 +47,8 @@ async def tagged_objects(request: Request, name: str) -> list[ShownObject]:
 async def tag_view(request: Request) -> Response:
     name = request.path_params["name"]
     if not TAG_NAME.match(name):
-        return JSONResponse({"error": "a hashtag is 1 to 64 letters, digits or underscores"},
-                            status_code=400)
+        raise errors.PageError(400, N_("A hashtag is 1 to 64 letters, digits or "
+                                       "underscores."))
     node = node_of(request)
     posts = await tagged_objects(request, name)
     if wants_activity_json(request):
@@ -62,7 +64,7 @@ async def featured_tags_view(request: Request) -> Response:
     node = node_of(request)
     org = await by_username(node, request.path_params["username"], "Group")
     if org is None:
-        return JSONResponse({"error": "not found"}, status_code=404)
+        errors.not_found()
     items = [{"type": "Hashtag", "name": f"#{t}", "href": node.url(f"/tags/{t}")}
              for t in FEATURED]
     return activity_response({

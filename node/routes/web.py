@@ -12,11 +12,18 @@ from activitypub.transport import FetchError
 from activitypub.webfinger import HandleError
 from node import follows
 from node.actors import actor_uri, by_username, organisations
-from node.i18n import _
+from node.i18n import N_, _
 from node.notes import delete_note, publish_note
 from node.notices import flash
 from node.timeline import shown
-from node.web_support import CsrfError, check_csrf, current_user, node_of, render
+from node.web_support import (
+    CsrfError,
+    check_csrf,
+    confirm_first,
+    current_user,
+    node_of,
+    render,
+)
 
 
 async def home(request: Request) -> Response:
@@ -64,6 +71,17 @@ async def _admin_page(request: Request, org, error=None, status=200) -> Response
     )
 
 
+# Admin actions that ask first: title, explanation and button of the confirmation page.
+DESTRUCTIVE = {
+    "unfollow": (N_("Stop following this organisation?"),
+                 N_("Its offers and needs will leave your lists. You can follow it again "
+                    "later."), N_("Yes, unfollow")),
+    "delete-note": (N_("Delete this note?"),
+                    N_("It is deleted here, and the servers that have it are told to delete "
+                       "it too. This cannot be undone."), N_("Yes, delete it")),
+}
+
+
 async def admin_action(request: Request) -> Response:
     user, org = await _admin_org(request)
     if user is None:
@@ -76,6 +94,12 @@ async def admin_action(request: Request) -> Response:
         return await _admin_page(request, org, error=str(exc), status=403)
     action = request.path_params["action"]
     target = str(form.get("target", "")).strip()
+    if action in DESTRUCTIVE:
+        title, explanation, button = DESTRUCTIVE[action]
+        asking = await confirm_first(request, form, _(title), _(explanation), _(button),
+                                     "/admin?" + urlencode({"org": org.username}))
+        if asking is not None:
+            return asking
     try:
         if action == "follow":
             remote = await follows.follow_handle(node, org, target)
