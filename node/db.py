@@ -1,8 +1,11 @@
 """Database access through `databases`: SQLite (WAL) by default, PostgreSQL for scale-out,
 one API for both.
 
-Queries are written once with `:name` parameters and run through `databases` (aiosqlite or
-asyncpg underneath). Two things are arranged around it, after a profile of the inbox:
+Queries are written once with `:name` parameters. `databases` opens, pools and configures the
+connections (aiosqlite or asyncpg underneath); the statements themselves go to the driver
+connection it holds, because `databases` compiles every statement through SQLAlchemy (a fifth
+of an inbox request's time on the profile). sqlite3 takes `:name` itself; for asyncpg the names
+become `$1..$n` once per query text. Around that, after a profile of the inbox:
 - SQLite: `databases` opens a new connection (and thread) for every query made outside a
   connection block, and loses the per-connection PRAGMAs (synchronous, foreign_keys). So this
   layer holds `databases` connections open for the process's life: one writer, guarded by a lock
@@ -18,6 +21,7 @@ import asyncio
 import contextvars
 import json
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Mapping
@@ -68,8 +72,29 @@ def _bind(query: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: values[name] for name in names}
 
 
-def _dicts(records: list[Any]) -> list[dict]:
-    return [dict(record._mapping) for record in records]
+@lru_cache(maxsize=2048)
+def _numbered(query: str) -> tuple[str, tuple[str, ...]]:
+    """The query with `:name` turned into asyncpg's `$1..$n` (a repeated name keeps its number),
+    and the names in that order."""
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${order.setdefault(match.group(1), len(order) + 1)}"
+
+    return _BIND.sub(number, query), tuple(order)
+
+
+def _args(query: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    text, names = _numbered(query)
+    missing = set(names) - values.keys()
+    if missing:
+        raise ValueError(f"no value given for :{', :'.join(sorted(missing))}")
+    return text, [values[name] for name in names]
+
+
+@lru_cache(maxsize=2048)
+def _inserts(query: str) -> bool:
+    return query.lstrip()[:7].upper().startswith(("INSERT", "REPLACE"))
 
 
 @lru_cache(maxsize=2048)
@@ -155,6 +180,7 @@ class _Sqlite:
         self.writes = 0
         self.write_lock = asyncio.Lock()
         self.readers: list[Connection] = []
+        self.reader_slots = 0
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
         self.in_tx: contextvars.ContextVar[Connection | None] = \
             contextvars.ContextVar(f"sqlite_tx_{id(self)}", default=None)
@@ -187,6 +213,7 @@ class _Sqlite:
         for conn in self.readers:
             await conn.__aexit__()
         self.readers.clear()
+        self.reader_slots = 0
         self.idle = asyncio.Queue()
         if self.writer is not None:
             await self.writer.__aexit__()
@@ -194,8 +221,16 @@ class _Sqlite:
         await self.database.disconnect()
 
     async def _reader(self) -> Connection:
-        if self.idle.empty() and len(self.readers) < READERS:
-            conn = await self._open()
+        # The slot is taken before `_open()` is awaited: checking `len(self.readers)` alone let
+        # every request that arrived during an open start one more (20 readers under 32
+        # concurrent requests).
+        if self.idle.empty() and self.reader_slots < READERS:
+            self.reader_slots += 1
+            try:
+                conn = await self._open()
+            except BaseException:
+                self.reader_slots -= 1
+                raise
             self.readers.append(conn)
             return conn
         return await self.idle.get()
@@ -212,13 +247,13 @@ class _Sqlite:
                 await self._analyze()
             if many:
                 # One transaction for the batch: a commit per row would cost a WAL write each.
-                await self.writer.execute("BEGIN IMMEDIATE")
+                await _sqlite(self.writer, "BEGIN IMMEDIATE")
                 try:
                     await self._run(self.writer, query, values, many, fetch, one)
                 except BaseException:
-                    await self.writer.execute("ROLLBACK")
+                    await _sqlite(self.writer, "ROLLBACK")
                     raise
-                await self.writer.execute("COMMIT")
+                await _sqlite(self.writer, "COMMIT")
                 return None
             return await self._run(self.writer, query, values, many, fetch, one)
 
@@ -226,22 +261,8 @@ class _Sqlite:
     async def _run(conn: Connection, query: str, values: Any, many: bool,
                    fetch: bool, one: bool) -> Any:
         if many:
-            # `databases` compiles the text once per row (about 0.5 ms each); sqlite3 takes
-            # `:name` itself, so a batch goes to the held connection's executemany directly.
-            await conn.raw_connection.executemany(query, [_bind(query, v) for v in values])
-            return None
-        bound = _bind(query, values)
-        if "%" in query:
-            # `databases`' SQLite backend %-formats the query text for its debug log, which
-            # fails on a literal % (a LIKE pattern): sqlite3 runs such a query itself.
-            return await _raw_sqlite(conn, query, bound, fetch, one)
-        if fetch and one:
-            row = await conn.fetch_one(query, bound)
-            return _dicts([row]) if row is not None else []
-        if fetch:
-            return _dicts(await conn.fetch_all(query, bound))
-        # `databases`: the new row id after an INSERT, else the row count.
-        return await conn.execute(query, bound)
+            return await _sqlite(conn, query, [_bind(query, v) for v in values], many=True)
+        return await _sqlite(conn, query, _bind(query, values), fetch=fetch, one=one)
 
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
         return await self._write(query, values)
@@ -264,12 +285,12 @@ class _Sqlite:
             conn = self.in_tx.get()
             assert conn is not None
             name = f"sp{depth}"
-            await conn.execute(f"SAVEPOINT {name}")
+            await _sqlite(conn, f"SAVEPOINT {name}")
             return (conn, name, self.depth.set(depth + 1), None)
         await self.write_lock.acquire()
         try:
             assert self.writer is not None, "the database is not connected"
-            await self.writer.execute("BEGIN IMMEDIATE")
+            await _sqlite(self.writer, "BEGIN IMMEDIATE")
         except BaseException:
             self.write_lock.release()
             raise
@@ -280,17 +301,17 @@ class _Sqlite:
         try:
             if savepoint is not None:
                 if not commit:
-                    await conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-                await conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                    await _sqlite(conn, f"ROLLBACK TO SAVEPOINT {savepoint}")
+                await _sqlite(conn, f"RELEASE SAVEPOINT {savepoint}")
             elif commit:
                 try:
-                    await conn.execute("COMMIT")
+                    await _sqlite(conn, "COMMIT")
                 except BaseException:
                     # A failed COMMIT leaves the transaction open on the shared writer.
-                    await conn.execute("ROLLBACK")
+                    await _sqlite(conn, "ROLLBACK")
                     raise
             else:
-                await conn.execute("ROLLBACK")
+                await _sqlite(conn, "ROLLBACK")
         finally:
             self.depth.reset(depth_token)
             if tx_token is not None:
@@ -298,21 +319,46 @@ class _Sqlite:
                 self.write_lock.release()
 
 
-async def _raw_sqlite(conn: Connection, query: str, values: dict[str, Any], fetch: bool,
-                      one: bool) -> Any:
-    async with conn.raw_connection.execute(query, values) as cursor:
+async def _sqlite(conn: Connection, query: str, values: Any = (), *, many: bool = False,
+                  fetch: bool = False, one: bool = False) -> Any:
+    """One statement on the held connection's sqlite3 connection, in ONE trip to its aiosqlite
+    thread (aiosqlite's own cursor API makes three: execute, fetch, close)."""
+    raw = conn.raw_connection
+    return await raw._execute(_sqlite_statement, raw._conn, query, values, many, fetch, one)
+
+
+def _sqlite_statement(conn: sqlite3.Connection, query: str, values: Any, many: bool,
+                      fetch: bool, one: bool) -> Any:
+    cursor = conn.executemany(query, values) if many else conn.execute(query, values)
+    try:
+        if many:
+            return None
         if not fetch:
-            return cursor.lastrowid or cursor.rowcount
-        rows = [await cursor.fetchone()] if one else await cursor.fetchall()
+            # sqlite3's lastrowid is the connection's last insert, whatever the statement.
+            if _inserts(query):
+                return cursor.lastrowid if cursor.rowcount > 0 else 0
+            return cursor.rowcount
+        rows = [cursor.fetchone()] if one else cursor.fetchall()
         names = [d[0] for d in cursor.description or ()]
         return [dict(zip(names, row, strict=True)) for row in rows if row is not None]
+    finally:
+        cursor.close()
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset of a connection given back: nothing beyond asyncpg's own part."""
+
+
 class _Postgres:
     def __init__(self, url: str) -> None:
-        self.database = databases.Database(url, min_size=1, max_size=POOL_SIZE)
+        # asyncpg resets a connection given back to the pool with a round trip (RESET ALL,
+        # UNLISTEN *, ...) after every statement made outside a transaction, which doubled
+        # their cost. The node sets no session state, so only asyncpg's own part of the reset
+        # stays (an open transaction is rolled back).
+        self.database = databases.Database(url, min_size=1, max_size=POOL_SIZE,
+                                           reset=_keep_session)
         self.depth: contextvars.ContextVar[int] = \
             contextvars.ContextVar(f"pg_depth_{id(self)}", default=0)
 
@@ -323,24 +369,31 @@ class _Postgres:
         await self.database.disconnect()
 
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
-        # asyncpg underneath: the first value a RETURNING clause gives, else None.
-        return await self.database.execute(query, _bind(query, values))
+        text, args = _args(query, values)
+        # The task's `databases` connection (its transaction's, if any): the first value a
+        # RETURNING clause gives, else None.
+        async with self.database.connection() as conn:
+            return await conn.raw_connection.fetchval(text, *args)
 
     async def execute_many(self, query: str, values: list[Mapping[str, Any]]) -> None:
+        text, _ = _numbered(query)
+        batch = [_args(query, v)[1] for v in values]
         handle = await self.begin()
         try:
-            await self.database.execute_many(query, [_bind(query, v) for v in values])
+            await handle[0].raw_connection.executemany(text, batch)
         except BaseException:
             await self.end(handle, commit=False)
             raise
         await self.end(handle, commit=True)
 
     async def fetch(self, query: str, values: Mapping[str, Any], one: bool) -> list[dict]:
-        bound = _bind(query, values)
-        if one:
-            row = await self.database.fetch_one(query, bound)
-            return _dicts([row]) if row is not None else []
-        return _dicts(await self.database.fetch_all(query, bound))
+        text, args = _args(query, values)
+        async with self.database.connection() as conn:
+            raw = conn.raw_connection
+            if one:
+                row = await raw.fetchrow(text, *args)
+                return [dict(row.items())] if row is not None else []
+            return [dict(row.items()) for row in await raw.fetch(text, *args)]
 
     async def begin(self) -> tuple[Any, ...]:
         # The task's own `databases` connection is held for the whole transaction; statements
@@ -351,7 +404,7 @@ class _Postgres:
         depth = self.depth.get()
         name = f"sp{depth}" if depth else None
         try:
-            await conn.execute(f"SAVEPOINT {name}" if name else "BEGIN")
+            await conn.raw_connection.execute(f"SAVEPOINT {name}" if name else "BEGIN")
         except BaseException:
             await conn.__aexit__()
             raise
@@ -360,14 +413,15 @@ class _Postgres:
     async def end(self, handle: tuple[Any, ...], commit: bool) -> None:
         conn, savepoint, depth_token = handle
         try:
+            raw = conn.raw_connection
             if savepoint is not None:
                 if not commit:
-                    await conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
-                await conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+                    await raw.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                await raw.execute(f"RELEASE SAVEPOINT {savepoint}")
             elif commit:
-                await conn.execute("COMMIT")  # a refused COMMIT ends the transaction too
+                await raw.execute("COMMIT")  # a refused COMMIT ends the transaction too
             else:
-                await conn.execute("ROLLBACK")
+                await raw.execute("ROLLBACK")
         finally:
             self.depth.reset(depth_token)
             await conn.__aexit__()

@@ -1,0 +1,130 @@
+"""node/db.py's hot path: statements go to the driver connection `databases` holds, without a
+SQLAlchemy compile, with the same results and return values; SQLite opens no more readers than
+it may under a burst of concurrent reads. Both dialects (PostgreSQL skips where no server
+answers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from databases.core import Connection
+
+from node import db as db_module
+from node.db import Database
+from node.migrations import _render
+from tests.databases import drop_postgres_database, make_database_url
+
+TABLE = "CREATE TABLE items (id {pk}, name TEXT NOT NULL UNIQUE, score {float})"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request, tmp_path: Path):
+    url = await asyncio.to_thread(make_database_url, tmp_path, request.param)
+    database = Database(url)
+    await database.connect()
+    await database.execute(_render(TABLE, database.dialect))
+    yield database
+    await database.disconnect()
+    if url.startswith("postgresql"):
+        await asyncio.to_thread(drop_postgres_database, url)
+
+
+@pytest.fixture
+def no_compile(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement `databases` would compile is recorded and refused (a connection's
+    opening PRAGMAs excepted: `databases` configures what it opens)."""
+    compiled: list[str] = []
+    original = Connection._build_query
+
+    def build(query, values=None):
+        if isinstance(query, str) and query.startswith("PRAGMA"):
+            return original(query, values)
+        compiled.append(str(query))
+        raise AssertionError(f"compiled through SQLAlchemy: {query}")
+
+    monkeypatch.setattr(Connection, "_build_query", staticmethod(build))
+    return compiled
+
+
+async def test_statements_skip_the_sqlalchemy_compile(db: Database, no_compile: list[str]) -> None:
+    await db.execute_many("INSERT INTO items (name, score) VALUES (:n, :s)",
+                          [{"n": f"soupe {i}", "s": i / 2} for i in range(5)])
+    async with db.transaction():
+        await db.execute("UPDATE items SET score = :s WHERE name = :n", {"n": "soupe 1", "s": 9.5})
+        with pytest.raises(RuntimeError):
+            async with db.transaction():
+                await db.execute("DELETE FROM items")
+                raise RuntimeError("the savepoint rolls back")
+    rows = await db.fetch_all("SELECT name, score FROM items WHERE name LIKE :p ORDER BY name",
+                              {"p": "soupe%"})
+    assert rows == [{"name": f"soupe {i}", "score": 9.5 if i == 1 else i / 2} for i in range(5)]
+    # A repeated name is one value; a colon in a literal is no parameter.
+    row = await db.fetch_one("SELECT name, '12:30' AS at FROM items WHERE name = :n OR name = :n",
+                             {"n": "soupe 3"})
+    assert row == {"name": "soupe 3", "at": "12:30"}
+    assert await db.fetch_one("SELECT name FROM items WHERE name = :n", {"n": "none"}) is None
+    assert await db.fetch_val("SELECT COUNT(*) FROM items WHERE score > :s", {"s": 1}) == 3
+    assert no_compile == []
+
+
+async def test_postgres_casts_stay_casts(db: Database, no_compile: list[str]) -> None:
+    if not db.is_postgres:
+        pytest.skip("`::type` is PostgreSQL's syntax")
+    await db.execute("INSERT INTO items (name, score) VALUES (:n, CAST(:s AS float))",
+                     {"n": "7", "s": 2.5})
+    row = await db.fetch_one("SELECT name::int AS number, score::text AS s, "
+                             "CAST(:n AS text)::int AS echo FROM items WHERE name = :n",
+                             {"n": "7"})
+    assert row == {"number": 7, "s": "2.5", "echo": 7}
+    assert no_compile == []
+
+
+async def test_execute_returns_what_it_always_returned(db: Database) -> None:
+    if db.is_postgres:
+        new = await db.execute("INSERT INTO items (name) VALUES (:n) RETURNING id", {"n": "a"})
+        assert new == await db.fetch_val("SELECT id FROM items WHERE name = 'a'")
+        assert await db.execute("UPDATE items SET score = 1 WHERE name = :n", {"n": "a"}) is None
+        return
+    first = await db.execute("INSERT INTO items (name) VALUES (:n)", {"n": "a"})
+    second = await db.execute("INSERT INTO items (name) VALUES (:n)", {"n": "b"})
+    assert (first, second) == (1, 2)
+    # After an INSERT, an UPDATE answers its own row count, not the connection's last row id.
+    assert await db.execute("UPDATE items SET score = 1") == 2
+    assert await db.execute("UPDATE items SET score = 2 WHERE name = 'none'") == 0
+    assert await db.execute("INSERT INTO items (name) VALUES ('a') "
+                            "ON CONFLICT (name) DO NOTHING") == 0
+    assert await db.execute("DELETE FROM items WHERE name = :n", {"n": "a"}) == 1
+
+
+async def test_a_missing_value_is_a_clear_error(db: Database) -> None:
+    with pytest.raises(ValueError, match=":gone"):
+        await db.execute("INSERT INTO items (name) VALUES (:gone)", {})
+    with pytest.raises(ValueError, match=":gone"):
+        await db.execute_many("INSERT INTO items (name) VALUES (:gone)", [{"n": 1}])
+    await db.execute("INSERT INTO items (name) VALUES (:n)", {"n": "after", "extra": 1})
+    assert await db.fetch_val("SELECT COUNT(*) FROM items") == 1
+
+
+async def test_a_burst_of_reads_opens_at_most_the_readers_allowed(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'burst.db'}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        await db.execute_many("INSERT INTO items (name) VALUES (:n)",
+                              [{"n": f"n{i}"} for i in range(40)])
+
+        async def read(i: int) -> str:
+            return await db.fetch_val("SELECT name FROM items WHERE name = :n", {"n": f"n{i}"})
+
+        names = await asyncio.gather(*(read(i) for i in range(32)))
+        assert names == [f"n{i}" for i in range(32)]
+        readers = db._backend.readers
+        assert 1 <= len(readers) <= db_module.READERS
+        # Every reader opened is back in the idle queue, ready for the next burst.
+        assert db._backend.idle.qsize() == len(readers)
+        await asyncio.gather(*(read(i) for i in range(32)))
+        assert len(db._backend.readers) == len(readers)
+    finally:
+        await db.disconnect()
