@@ -218,6 +218,9 @@ async def test_removing_a_post_and_deleting_an_account_ask_first(people) -> None
     assert '<button type="submit" class="danger">' in page.text
     resp = await client.post("/me/delete", data={"csrf_token": csrf(page),
                                                  "password": PASSWORD})
-    assert resp.status_code == 400
+    assert resp.status_code == 400 and "Tick the box to confirm" in resp.text
+    dutch = await client.post("/me/delete", headers={"Accept-Language": "nl"},
+                              data={"csrf_token": csrf(page), "password": PASSWORD})
+    assert "Vink het vakje aan om te bevestigen" in dutch.text
     assert await node.db.fetch_val("SELECT COUNT(*) FROM users WHERE email = :e",
                                    {"e": "helper@example.org"}) == 1

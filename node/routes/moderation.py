@@ -148,7 +148,7 @@ async def admin_action(request: Request) -> Response:
         return await _queue_page(request, error=str(exc), status=403)
     action = ADMIN_ACTIONS.get(request.path_params["action"])
     if action is None:
-        return await _queue_page(request, error="Unknown action.", status=404)
+        return await _queue_page(request, error=i18n.gettext("Unknown action."), status=404)
     if action is _remove_post:
         asking = await confirm_first(
             request, form, i18n.gettext("Remove this post?"),
@@ -253,10 +253,10 @@ async def delete_view(request: Request) -> Response:
         return page
     if checked is None:
         return await render(request, "moderation/delete_account.html", status=400,
-                            error="The password is not right; nothing was deleted.")
+                            error=i18n.gettext("The password is not right; nothing was deleted."))
     if form.get("confirm") != "yes":
         return await render(request, "moderation/delete_account.html", status=400,
-                            error="Tick the box to confirm; nothing was deleted.")
+                            error=i18n.gettext("Tick the box to confirm; nothing was deleted."))
     try:
         await account_data.delete_account(node, user["id"])
     except ModerationError as exc:
