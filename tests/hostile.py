@@ -16,7 +16,6 @@ import base64
 import hashlib
 import json
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -32,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.peers import free_port
+from tests.peers import free_port, serve_in_thread
 
 AP_JSON = "application/activity+json"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -235,16 +234,7 @@ class HostilePeer:
         return [a for _, a in self.received if kind is None or a.get("type") == kind]
 
     def start(self) -> HostilePeer:
-        config = uvicorn.Config(self._app(), host=self.host_ip, port=self.port,
-                                log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("hostile peer did not start")
-            time.sleep(0.02)
+        self._server, self._thread = serve_in_thread(self._app(), self.host_ip, self.port)
         return self
 
     def stop(self) -> None:

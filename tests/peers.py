@@ -51,6 +51,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def serve_in_thread(app: Any, host: str, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    """A real uvicorn server for a test peer, in a thread, returned once it listens."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"test peer on {host}:{port} did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
 @dataclass
 class PeerActor:
     username: str
@@ -228,16 +242,7 @@ class RemotePeer:
             return None, str(exc)
 
     def start(self) -> RemotePeer:
-        config = uvicorn.Config(self._app(), host=self.host_ip, port=self.port,
-                                log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("peer did not start")
-            time.sleep(0.02)
+        self._server, self._thread = serve_in_thread(self._app(), self.host_ip, self.port)
         return self
 
     def stop(self) -> None:
