@@ -1,10 +1,11 @@
 """Languages of the web interface: French, Dutch and English catalogues, the reader's locale,
 and dates and numbers formatted for that locale.
 
-The catalogues are the committed `translations/<locale>/LC_MESSAGES/messages.po` files, read
-with Babel's `read_po` and compiled in memory when first used, so no build step (and no .mo
-file) is needed. Python code marks messages with `_` (translated in the current request's
-locale) or `N_` (marked for extraction only, translated later with `_`).
+The catalogue of a locale is the committed `translations/<locale>/LC_MESSAGES/messages.po`
+plus any other `*.po` file beside it (one per feature, so that work on two features never edits
+the same file), read with Babel's `read_po`, merged and compiled in memory when first used, so
+no build step (and no .mo file) is needed. Python code marks messages with `_` (translated in
+the current request's locale) or `N_` (marked for extraction only, translated later with `_`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, negotiate_locale
 from babel.dates import format_date as babel_format_date
 from babel.dates import format_datetime as babel_format_datetime
+from babel.messages.catalog import Catalog, Message
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -41,14 +43,44 @@ TIMEZONE = ZoneInfo("Europe/Brussels")
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default=DEFAULT_LOCALE)
 
 
+def catalogue(locale: str) -> Catalog | None:
+    """Every .po file of a locale as one catalogue: `messages.po` first, then the feature files
+    in name order. An entry translated in one file is never undone by an empty or fuzzy copy of
+    it in another (`pybabel update` adds untranslated copies to messages.po)."""
+    folder = TRANSLATIONS_DIR / locale / "LC_MESSAGES"
+    main = folder / "messages.po"
+    if locale not in LOCALES or not main.exists():
+        return None
+    paths = [main, *sorted(p for p in folder.glob("*.po") if p.name != "messages.po")]
+    merged: Catalog | None = None
+    for path in paths:
+        with path.open("rb") as fp:
+            part = read_po(fp, locale=locale)
+        if merged is None:
+            merged = part
+            continue
+        for entry in part:
+            if not entry.id or not _translated(entry):
+                continue
+            known = merged.get(entry.id)
+            if known is None or not _translated(known):
+                if known is not None:
+                    merged.delete(entry.id)
+                merged[entry.id] = entry
+    return merged
+
+
+def _translated(entry: Message) -> bool:
+    strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+    return all(strings) and "fuzzy" not in entry.flags
+
+
 @functools.cache
 def translations(locale: str) -> NullTranslations:
-    """The catalogue of a locale, compiled from its .po file once per process."""
-    path = TRANSLATIONS_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if locale not in LOCALES or not path.exists():
+    """The catalogue of a locale, compiled from its .po files once per process."""
+    catalog = catalogue(locale)
+    if catalog is None:
         return NullTranslations()
-    with path.open("rb") as fp:
-        catalog = read_po(fp, locale=locale)
     # A "fuzzy" header would be left out of the compiled catalogue, and its plural rule with it.
     catalog.fuzzy = False
     buffer = io.BytesIO()

@@ -63,22 +63,13 @@ def test_every_message_of_code_and_templates_is_translated_in_french_and_dutch()
 
 
 def _translated_as_itself(locale: str, message: str) -> bool:
-    from babel.messages.pofile import read_po
-
-    path = REPO_ROOT / "translations" / locale / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as fp:
-        entry = read_po(fp, locale=locale).get(message)
+    entry = i18n.catalogue(locale).get(message)
     return entry is not None and bool(entry.string) and "fuzzy" not in entry.flags
 
 
 def test_catalogues_keep_placeholders_intact():
-    from babel.messages.pofile import read_po
-
     for locale in ("fr", "nl", "en"):
-        path = REPO_ROOT / "translations" / locale / "LC_MESSAGES" / "messages.po"
-        with path.open("rb") as fp:
-            catalogue = read_po(fp, locale=locale)
-        for entry in catalogue:
+        for entry in i18n.catalogue(locale):
             if not entry.id or isinstance(entry.id, tuple):
                 continue
             for name in ("%(org)s", "%(email)s", "%(title)s", "%(date)s", "%(n)d", "%(by)s"):
@@ -199,3 +190,19 @@ async def test_the_post_form_names_languages_in_the_readers_language(app_node):
     assert "> Arabisch</label>" in dutch.text and "> Oekraïens</label>" in dutch.text
     french = await client.get("/posts/new?kind=need&lang=fr")
     assert "> arabe</label>" in french.text
+
+
+def test_feature_catalogues_beside_messages_po_are_merged(tmp_path, monkeypatch):
+    folder = tmp_path / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    header = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+    (folder / "messages.po").write_text(
+        header + 'msgid "Home"\nmsgstr "Accueil"\n\nmsgid "Relays"\nmsgstr ""\n',
+        encoding="utf-8")
+    (folder / "relays.po").write_text(
+        header + 'msgid "Relays"\nmsgstr "Relais"\n\nmsgid "Home"\nmsgstr ""\n',
+        encoding="utf-8")
+    monkeypatch.setattr(i18n, "TRANSLATIONS_DIR", tmp_path)
+    merged = i18n.catalogue("fr")
+    assert merged.get("Relays").string == "Relais"  # the feature file fills the empty entry
+    assert merged.get("Home").string == "Accueil"  # and never empties a translated one
