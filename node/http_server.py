@@ -1,4 +1,4 @@
-"""Limits on a request head, which uvicorn does not set.
+"""Limits on a request head and body, which uvicorn does not set.
 
 uvicorn's httptools protocol buffers a request head of any size and waits for it without end:
 its keep-alive timer runs only between two requests, and nothing runs before the first. One
@@ -7,7 +7,11 @@ megabytes of headers. `GuardedHttpToolsProtocol` adds, at the layer that reads t
 
 - a size limit on the request line and headers together: 431 and the connection closed;
 - a deadline for the whole head, counted from the moment the connection opens or a request's
-  first byte arrives: 408 and closed (closed without a word when nothing came at all).
+  first byte arrives: 408 and closed (closed without a word when nothing came at all);
+- deadlines for a body: no silence longer than `body_idle_timeout` between two of its bytes,
+  and all of it within `body_timeout` of the head's end: 408 (if no answer has begun) and
+  closed. Without them a client that drips a body a byte at a time holds a request, its task
+  and whatever the handler keeps, for as long as it likes.
 
 The ASGI app cannot do this: it sees a request only once its head is complete.
 `python -m node serve` selects it through uvicorn's `http` option (`server_options`).
@@ -28,16 +32,26 @@ from node.config import Settings
 def server_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn options that bound what one connection may cost."""
     protocol = functools.partial(GuardedHttpToolsProtocol, max_head_bytes=settings.max_header_bytes,
-                                 head_timeout=settings.header_timeout)
+                                 head_timeout=settings.header_timeout,
+                                 body_idle_timeout=settings.body_idle_timeout,
+                                 body_timeout=settings.body_timeout)
     return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout}
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, max_head_bytes: int, head_timeout: float,
+                 body_idle_timeout: float = 20.0, body_timeout: float = 120.0,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_head_bytes = max_head_bytes
         self.head_timeout = head_timeout
+        self.body_idle_timeout = body_idle_timeout
+        self.body_timeout = body_timeout
+        # One timer per body, re-armed only when it fires: a body of many chunks costs a clock
+        # read per chunk, not a timer.
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_last = 0.0
+        self._body_end = 0.0
         # A head is awaited from the connection's start, and again from a request's first byte.
         self._awaiting_head = True
         self._head_begun = False
@@ -52,6 +66,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._body_ends()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -91,13 +106,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = self._head_begun = False
         self._disarm()
         super().on_headers_complete()
+        if not self._refused:
+            self._body_begins()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
+            self._body_last = self.loop.time()
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         if not self._refused:
+            self._body_ends()
             super().on_message_complete()
 
     def _should_upgrade(self) -> bool:
@@ -117,6 +136,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_deadline.cancel()
             self._head_deadline = None
 
+    def _body_begins(self) -> None:
+        start = self.loop.time()
+        self._body_last, self._body_end = start, start + self.body_timeout
+        self._body_timer = self.loop.call_at(
+            min(start + self.body_idle_timeout, self._body_end), self._body_check)
+
+    def _body_ends(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        due = min(self._body_last + self.body_idle_timeout, self._body_end)
+        if self.loop.time() >= due:
+            self._refuse(HTTPStatus.REQUEST_TIMEOUT, in_body=True)
+        else:
+            self._body_timer = self.loop.call_at(due, self._body_check)
+
     def _head_too_slow(self) -> None:
         self._head_deadline = None
         if self._head_begun:
@@ -124,13 +162,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         elif not self.transport.is_closing():
             self.transport.close()
 
-    def _refuse(self, status: HTTPStatus) -> None:
+    def _refuse(self, status: HTTPStatus, in_body: bool = False) -> None:
         self._refused = True
         self._disarm()
+        self._body_ends()
         if self.transport.is_closing():
             return
-        answering = self.cycle is not None and not self.cycle.response_complete
-        if not answering:  # never write into the middle of another response
+        # Never write into the middle of a response: while a head is awaited, the cycle is the
+        # previous request's; while a body is, it is this request's, whose handler may answer
+        # before reading all of it.
+        if in_body:
+            answering = self.cycle is not None and self.cycle.response_started
+        else:
+            answering = self.cycle is not None and not self.cycle.response_complete
+        if not answering:
             body = status.phrase.encode()
             head = [f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()]
             head += [name + b": " + value + b"\r\n"

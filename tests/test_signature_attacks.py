@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 NODE_IP, PEER_IP, PROXIED_IP = "127.0.0.90", "127.0.0.91", "127.0.0.92"
 ELSEWHERE = "127.0.0.93:8443"  # another server, for which requests are captured
 HEADER_TIMEOUT = 1.0
+BODY_IDLE_TIMEOUT, BODY_TIMEOUT = 1.0, 2.5
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,9 @@ def peer() -> Iterator[HostilePeer]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     node = NodeProcess(tmp_path_factory.mktemp("sigattack"), host=NODE_IP,
-                       NODE_AUTHORIZED_FETCH="1", NODE_HEADER_TIMEOUT=str(HEADER_TIMEOUT))
+                       NODE_AUTHORIZED_FETCH="1", NODE_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+                       NODE_BODY_IDLE_TIMEOUT=str(BODY_IDLE_TIMEOUT),
+                       NODE_BODY_TIMEOUT=str(BODY_TIMEOUT))
     node.start()
     yield node
     node.close()
@@ -344,3 +347,59 @@ def test_a_head_that_never_completes_is_closed(node: NodeProcess, how: str) -> N
     else:  # nothing to answer, or bytes still arriving make the close a reset
         assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert node.client.get("/.well-known/nodeinfo").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/inbox", "/login"])
+@pytest.mark.parametrize("how", ["stalls", "drips"])
+def test_a_body_that_never_completes_is_closed(node: NodeProcess, path: str, how: str) -> None:
+    """A complete head promising a body that stops coming (or comes a byte at a time, each
+    inside the silence allowed) gets 408 and the connection closed: the handler waiting for it
+    is released. Liveness, not speed: checked well before 3x the body deadline."""
+    conn = socket.create_connection((NODE_IP, node.port), timeout=3 * BODY_TIMEOUT)
+    stop = threading.Event()
+    try:
+        conn.sendall(b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
+                     b"Content-Length: 100000\r\n\r\n{" % (
+                         path.encode(), NODE_IP.encode(), node.port,
+                         (AP_JSON if path == "/inbox"
+                          else "application/x-www-form-urlencoded").encode()))
+        if how == "drips":
+            def drip() -> None:
+                while not stop.wait(BODY_IDLE_TIMEOUT / 4):
+                    try:
+                        conn.send(b"a")
+                    except OSError:
+                        return
+            threading.Thread(target=drip, daemon=True).start()
+        started = time.monotonic()
+        try:
+            answer = _answer(conn)
+        except TimeoutError:
+            pytest.fail(f"the server still held the connection after {3 * BODY_TIMEOUT}s")
+        assert time.monotonic() - started < 3 * BODY_TIMEOUT
+    finally:
+        stop.set()
+        conn.close()
+    if how == "stalls":
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    else:  # bytes still arriving can turn the close into a reset before the answer is read
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert node.client.get("/.well-known/nodeinfo").status_code == 200
+
+
+def test_a_slow_but_steady_body_within_the_deadlines_is_served(node: NodeProcess) -> None:
+    conn = socket.create_connection((NODE_IP, node.port), timeout=10)
+    body = b'{"not": "an activity"}'
+    try:
+        conn.sendall(b"POST /inbox HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (
+                         NODE_IP.encode(), node.port, AP_JSON.encode(), len(body)))
+        for part in (body[:8], body[8:16], body[16:]):
+            time.sleep(BODY_IDLE_TIMEOUT / 3)
+            conn.sendall(part)
+        answer = _answer(conn)
+    finally:
+        conn.close()
+    # Read whole and judged: refused for what it is, not for how slowly it came.
+    assert answer.startswith(b"HTTP/1.1 4") and not answer.startswith(b"HTTP/1.1 408"), \
+        answer[:100]
