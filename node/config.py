@@ -46,7 +46,7 @@ class Settings:
     header_timeout: float = 10.0
     # A request body: the longest silence between two of its bytes, and its whole time.
     body_idle_timeout: float = 20.0
-    body_timeout: float = 120.0
+    body_timeout: float = 300.0
     keep_alive_timeout: float = 5.0
     # Multiplies the delivery retry delays; tests shrink it to seconds.
     backoff_scale: float = 1.0
@@ -130,7 +130,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_header_bytes=int(env.get("NODE_MAX_HEADER_BYTES") or 32 * 1024),
         header_timeout=float(env.get("NODE_HEADER_TIMEOUT") or 10),
         body_idle_timeout=float(env.get("NODE_BODY_IDLE_TIMEOUT") or 20),
-        body_timeout=float(env.get("NODE_BODY_TIMEOUT") or 120),
+        body_timeout=float(env.get("NODE_BODY_TIMEOUT") or 300),
         keep_alive_timeout=float(env.get("NODE_KEEP_ALIVE_TIMEOUT") or 5),
         backoff_scale=float(env.get("NODE_BACKOFF_SCALE", 1.0)),
         delivery_timeout=float(env.get("NODE_DELIVERY_TIMEOUT", 10.0)),
