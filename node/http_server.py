@@ -40,7 +40,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, max_head_bytes: int, head_timeout: float,
-                 body_idle_timeout: float = 20.0, body_timeout: float = 120.0,
+                 body_idle_timeout: float = 20.0, body_timeout: float = 300.0,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_head_bytes = max_head_bytes
