@@ -225,3 +225,14 @@ async def organisations(node: Node) -> list[LocalActor]:
         "SELECT * FROM actors WHERE kind = 'Group' ORDER BY created_at"
     )
     return [LocalActor.from_row(r) for r in rows]
+
+
+async def gone_for_good(node: Node, actor: LocalActor) -> bool:
+    """A deleted member whose key is erased: nothing it signed waits for delivery any more, so
+    its documents answer 410 Gone (as Mastodon's do). Until then the shell actor stays served:
+    servers verifying its `Delete` fetch the key from it."""
+    if actor.kind != "Person":
+        return False
+    return bool(await node.db.fetch_val(
+        "SELECT 1 FROM gone_actors WHERE actor_id = :i AND key_erased_at IS NOT NULL",
+        {"i": actor.id}))

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -553,6 +554,19 @@ async def delete_and_check(world: World, handle: str) -> None:
         assert r.signature_ok, r.signature_error  # the peer checked it with the published key
         assert parse_signature(r.headers["signature"]).key_id == f"{theirs.uri}#main-key"
     assert public_pem  # (what the peer fetched to check them)
+    # With its key gone, the account is gone for good: 410 to servers, browsers and WebFinger.
+    username = theirs.uri.rstrip("/").rsplit("/", 1)[-1]
+    async with httpx.AsyncClient(base_url=world.base, timeout=20) as client:
+        for path in (theirs.uri, f"{theirs.uri}/outbox", f"{theirs.uri}/followers"):
+            gone = await client.get(path, headers={"Accept": "application/activity+json"})
+            assert gone.status_code == 410 and "application/json" in gone.headers[
+                "content-type"], (path, gone.status_code, gone.text[:200])
+        page = await client.get(theirs.uri, headers={"Accept": "text/html",
+                                                     "Accept-Language": "fr"})
+        assert page.status_code == 410 and "Plus disponible" in page.text, page.text[:300]
+        finger = await client.get("/.well-known/webfinger", params={
+            "resource": f"acct:{username}@{urlsplit(world.base).netloc}"})
+        assert finger.status_code == 410, finger.text
 
     after = await snapshot(node)
     # Their signed-in session and their reset link were there, and end with the account.

@@ -19,7 +19,14 @@ from activitypub.collections import (
 )
 from inbox.receiver import receive
 from node import errors, follows
-from node.actors import LocalActor, actor_uri, by_username, instance_actor, to_document
+from node.actors import (
+    LocalActor,
+    actor_uri,
+    by_username,
+    gone_for_good,
+    instance_actor,
+    to_document,
+)
 from node.context import Node
 from node.negotiation import activity_response, wants_activity_json
 from node.routes.signed_fetch import signed_fetch
@@ -32,7 +39,10 @@ async def _actor(request: Request) -> LocalActor | None:
     if request.url.path.startswith("/actor"):
         return await instance_actor(node)
     kind = "Group" if request.url.path.startswith("/groups/") else "Person"
-    return await by_username(node, request.path_params["username"], kind)
+    actor = await by_username(node, request.path_params["username"], kind)
+    if actor is not None and await gone_for_good(node, actor):
+        raise errors.PageError(410)
+    return actor
 
 
 def _not_found() -> NoReturn:

@@ -8,7 +8,14 @@ from starlette.routing import Route
 
 from activitypub import nodeinfo, webfinger
 from activitypub.vocab import JRD_JSON
-from node.actors import INSTANCE_USERNAME, actor_uri, by_uri, by_username, instance_actor
+from node.actors import (
+    INSTANCE_USERNAME,
+    actor_uri,
+    by_uri,
+    by_username,
+    gone_for_good,
+    instance_actor,
+)
 from node.negotiation import json_response
 from node.web_support import node_of
 
@@ -33,6 +40,8 @@ async def webfinger_view(request: Request) -> Response:
                 actor = await by_username(node, username)
     if actor is None:
         return json_response({"error": "no such account here"}, status=404)
+    if await gone_for_good(node, actor):
+        return json_response({"error": "this account was deleted"}, status=410)
     uri = actor_uri(node, actor)
     doc = webfinger.jrd(actor.username, node.settings.host, uri, uri)
     return json_response(doc, media_type=JRD_JSON)
