@@ -372,3 +372,97 @@ async def seed_offers(db: Database, org_uri: str, count: int) -> None:
          "created_at": stamp + n, "updated_at": stamp + n}
         for n in range(count)
     ])
+
+
+def sqlite_commit_rate(seconds: float = 0.5) -> float:
+    """One-row INSERT + COMMIT per second in WAL mode with synchronous=NORMAL (the node's
+    settings), on one core, right now."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
+        conn = sqlite3.connect(f"{tmp}/commit.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT)")
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(100):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO t (payload) VALUES (?)", ("x" * 600,))
+                conn.execute("COMMIT")
+            count += 100
+        rate = count / (time.perf_counter() - start)
+        conn.close()
+    return rate
+
+
+def hello_rate(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32) -> float:
+    """Requests per second a hello-world endpoint (bench/hello.py) answers under uvicorn with
+    the node's HTTP protocol class, one worker, with the same small wrk as the benchmarks."""
+    port = free_port(host)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.hello:app", "--host", host, "--port", str(port),
+         "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_listening(host, port)
+        request = http_request("GET", "/", f"{host}:{port}")
+        asyncio.run(hammer((host, port), [request] * 200, 8))
+        elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
+        return statuses.get(200, 0) / elapsed
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def wait_listening(host: str, port: int, timeout: float = 30,
+                   proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def machine_limits(host: str = "127.0.0.1") -> dict[str, float]:
+    """The machine's own ceilings, right now: RSA-2048 sign and verify, a SQLite commit (one
+    core each), a hello-world HTTP endpoint (uvicorn, one worker). Every figure of a benchmark
+    is printed beside these, measured in the same run, because the machine is shared."""
+    sign, verify = rsa_rates()
+    return {"sign": sign, "verify": verify, "sqlite_commit": sqlite_commit_rate(),
+            "hello": hello_rate(host)}
+
+
+def print_limits(limits: dict[str, float]) -> None:
+    print(f"machine limits now: RSA-2048 sign {limits['sign']:,.0f}/s, verify "
+          f"{limits['verify']:,.0f}/s, SQLite commit {limits['sqlite_commit']:,.0f}/s, "
+          f"hello-world HTTP {limits['hello']:,.0f} req/s; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+
+
+def versus(rate: float, limits: dict[str, float], *names: str) -> str:
+    """`rate` as a fraction of each named machine limit (1:N)."""
+    return " ".join(f"{name} 1:{limits[name] / rate:.0f}" if rate else f"{name} -"
+                    for name in names)
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every living process in a process group (a server started
+    with start_new_session, its workers included), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state ppid pgrp ... utime(12) stime(13).
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick

@@ -1,0 +1,229 @@
+"""Inbox head-to-head: the node against an inbox built on Fedify (bench/fedify_inbox.mjs, the
+@fedify/fedify of the test suite's peer), fed the SAME pre-signed byte-identical Creates.
+
+Both listen in turn on the same address (the signatures cover the Host header), so the very
+same request bytes go to each. Per round, on SQLite and on PostgreSQL in turn, the two arms run
+one after the other (which one first changes from round to round): each arm starts fresh,
+fetches the 20 senders' keys in an untimed warm-up (the node keeps them in memory and in
+remote_actors, Fedify in its key-value store), then takes the round's batch over 32 keep-alive
+connections (bench/harness.hammer). Each round has its own batch: nothing is a duplicate.
+Printed per arm: activities stored per second (202s and stored rows or
+lines counted), p50/p99, and the server's CPU per stored activity (process_time of its whole
+process group, a measure the machine's load barely moves; PostgreSQL's own CPU is not in it).
+Medians of the rounds, then the ratio node/Fedify last.
+
+    .venv/bin/python -m bench.fedify_inbox [--db sqlite,postgres] [--count 3000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from activitypub.signatures import sign_request
+from activitypub.vocab import ACTIVITY_JSON
+from bench.harness import (
+    REPO,
+    NodeServer,
+    arguments,
+    database,
+    free_port,
+    group_cpu_seconds,
+    hammer,
+    http_request,
+    machine_limits,
+    node_env,
+    percentile,
+    prepare_node,
+    print_limits,
+    versus,
+    wait_listening,
+)
+from node.db import Database
+from tests.peers import PeerActor, RemotePeer
+
+HOST = "127.0.19.2"  # both inboxes, in turn
+PEER_HOST = "127.0.19.3"  # the senders' actors and keys
+SENDERS = 20
+FEDIFY = REPO / "bench" / "fedify_inbox.mjs"
+
+
+@dataclass
+class Arm:
+    stored: int
+    rate: float
+    p50: float
+    p99: float
+    cpu_per_activity: float  # seconds
+    other: dict[int, int]
+
+
+def _create(peer: RemotePeer, actor: PeerActor, recipient: str) -> bytes:
+    note_id = f"{peer.base}/notes/{uuid.uuid4().hex}"
+    note = {"id": note_id, "type": "Note", "attributedTo": actor.uri,
+            "content": "<p>Je peux aider pour un déménagement samedi</p>",
+            "to": ["https://www.w3.org/ns/activitystreams#Public"], "cc": [recipient],
+            "published": "2026-11-28T10:00:00Z"}
+    return json.dumps({"@context": "https://www.w3.org/ns/activitystreams",
+                       "id": f"{note_id}/activity", "type": "Create", "actor": actor.uri,
+                       "object": note, "to": note["to"], "cc": note["cc"]}).encode()
+
+
+def signed_batch(peer: RemotePeer, actors: list[PeerActor], inbox: str, recipient: str,
+                 count: int) -> list[bytes]:
+    """`count` Creates, each signed once, as the exact bytes both arms receive."""
+    out = []
+    for n in range(count):
+        actor = actors[n % len(actors)]
+        body = _create(peer, actor, recipient)
+        headers = sign_request("POST", inbox, actor.key, body=body,
+                               headers={"Content-Type": ACTIVITY_JSON})
+        out.append(http_request("POST", "/inbox", headers["Host"], headers, body))
+    return out
+
+
+def _measure(pgid: int, port: int, warm: list[bytes], batch: list[bytes],
+             concurrency: int, count_stored) -> Arm:
+    address = (HOST, port)
+    asyncio.run(hammer(address, warm, 4))
+    before_rows = count_stored()
+    cpu = group_cpu_seconds(pgid)
+    elapsed, latencies, statuses = asyncio.run(hammer(address, batch, concurrency))
+    # Handlers may still be finishing what was answered: let the server go idle first.
+    time.sleep(0.3)
+    cpu = group_cpu_seconds(pgid) - cpu
+    stored = count_stored() - before_rows
+    return Arm(stored, stored / elapsed, percentile(latencies, 50) * 1000,
+               percentile(latencies, 99) * 1000, cpu / max(stored, 1),
+               {k: v for k, v in statuses.items() if k != 202})
+
+
+def node_arm(env: dict[str, str], url: str, port: int, peer: RemotePeer, warm: list[bytes],
+             batch: list[bytes], concurrency: int) -> Arm:
+    def stored() -> int:
+        return asyncio.run(_count_notes(url, peer.base))
+
+    with NodeServer(env, f"http://{HOST}:{port}") as server:
+        assert server.proc is not None
+        return _measure(server.proc.pid, port, warm, batch, concurrency, stored)
+
+
+async def _count_notes(url: str, peer_base: str) -> int:
+    db = Database(url)
+    await db.connect()
+    try:
+        return await db.fetch_val("SELECT COUNT(*) FROM objects WHERE uri LIKE :h",
+                                  {"h": f"{peer_base}/notes/%"})
+    finally:
+        await db.disconnect()
+
+
+def fedify_arm(port: int, tmp: Path, warm: list[bytes], batch: list[bytes],
+               concurrency: int) -> Arm:
+    store = tmp / f"fedify-{uuid.uuid4().hex}.jsonl"
+    store.touch()
+    log = open(tmp / "fedify.log", "ab")
+    proc = subprocess.Popen(
+        ["node", str(FEDIFY)], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "BENCH_HOST": HOST, "BENCH_PORT": str(port),
+             "BENCH_STORE": str(store)}, start_new_session=True,
+    )
+    try:
+        wait_listening(HOST, port, proc=proc)
+        return _measure(proc.pid, port, warm, batch, concurrency,
+                        lambda: sum(1 for _ in open(store, "rb")))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+
+
+def show(name: str, arm: Arm, limits: dict[str, float]) -> None:
+    print(f"    {name:16} stored={arm.stored:5} {arm.rate:7.0f}/s  p50={arm.p50:6.1f}ms "
+          f"p99={arm.p99:6.1f}ms  CPU {arm.cpu_per_activity * 1e6:6.0f} µs/activity  "
+          f"[{versus(arm.rate, limits, 'verify', 'hello', 'sqlite_commit')}]"
+          + (f"  other statuses {arm.other}" if arm.other else ""), flush=True)
+
+
+def main() -> None:
+    args = arguments(__doc__, "1000",
+                     count=(int, 3000, "signed Creates per arm and round"),
+                     rounds=(int, 3, "alternating rounds (medians are printed)"),
+                     concurrency=(int, 32, "requests in flight"))
+    limits = machine_limits(HOST)
+    print_limits(limits)
+    peer = RemotePeer(PEER_HOST).start()
+    actors = [peer.add_actor(f"sender{n}") for n in range(SENDERS)]
+    port = free_port(HOST)
+    inbox = f"http://{HOST}:{port}/inbox"
+    results: dict[str, list[Arm]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp_name:
+            tmp = Path(tmp_name)
+            with contextlib.ExitStack() as stack:
+                urls = {kind: stack.enter_context(database(kind)) for kind in args.db}
+                urls = {kind: url for kind, url in urls.items() if url is not None}
+                envs = {}
+                recipient = ""
+                for kind, url in urls.items():
+                    env = node_env(url, f"http://{HOST}:{port}", tmp / kind, NODE_RUN_WORKER="0",
+                                   NODE_RATE_INBOX_PER_ADDRESS="off",
+                                   NODE_RATE_INBOX_PER_HOST="off")
+                    recipient = asyncio.run(prepare_node(env, args.sizes[0]))
+                    envs[kind] = env
+                for round_no in range(1, args.rounds + 1):
+                    print(f"  round {round_no} (load average {os.getloadavg()[0]:.1f})",
+                          flush=True)
+                    for kind, url in urls.items():
+                        warm = signed_batch(peer, actors, inbox, recipient, SENDERS)
+                        batch = signed_batch(peer, actors, inbox, recipient, args.count)
+                        arms = {
+                            f"node {kind}": functools.partial(
+                                node_arm, envs[kind], url, port, peer, warm, batch,
+                                args.concurrency),
+                            f"fedify ({kind})": functools.partial(
+                                fedify_arm, port, tmp, warm, batch, args.concurrency),
+                        }
+                        # Which arm goes first alternates from round to round.
+                        for name in sorted(arms, reverse=round_no % 2 == 0):
+                            arm = arms[name]()
+                            results.setdefault(name, []).append(arm)
+                            show(name, arm, limits)
+    finally:
+        peer.stop()
+    print(f"medians of {args.rounds} rounds, {args.count} Creates each, "
+          f"{args.concurrency} connections:")
+    medians = {name: (statistics.median(a.rate for a in arms),
+                      statistics.median(a.p99 for a in arms),
+                      statistics.median(a.cpu_per_activity for a in arms))
+               for name, arms in results.items()}
+    for name, (rate, p99, cpu) in medians.items():
+        print(f"  {name:16} {rate:7.0f}/s  p99 {p99:6.1f} ms  CPU {cpu * 1e6:6.0f} µs/activity"
+              f"  [{versus(rate, limits, 'verify', 'hello', 'sqlite_commit')}]")
+    # Each node arm against the Fedify arm that ran right after it, round by round (the load
+    # of the machine moves between rounds), then the median of those per-round ratios.
+    for kind in urls_done(results):
+        pairs = list(zip(results[f"node {kind}"], results[f"fedify ({kind})"], strict=True))
+        rate = statistics.median(n.rate / f.rate for n, f in pairs if f.rate)
+        cpu = statistics.median(f.cpu_per_activity / n.cpu_per_activity for n, f in pairs)
+        print(f"RATIO node on {kind} / Fedify: {rate:.2f}x activities/s, {cpu:.2f}x less CPU "
+              f"per activity (medians of per-round ratios)")
+
+
+def urls_done(results: dict[str, list[Arm]]) -> list[str]:
+    return [name.split(" ", 1)[1] for name in results if name.startswith("node ")]
+
+
+if __name__ == "__main__":
+    main()
