@@ -13,6 +13,7 @@ from activitypub.origin import host_label, is_http_url, same_origin
 from activitypub.transport import FetchError
 from activitypub.vocab import ACTOR_TYPES, id_of, types_of
 from activitypub.webfinger import parse_handle, self_link
+from keys.cache import changed as key_changed
 from node.actors import instance_actor, signing_key
 from node.context import Node
 from node.db import dumps, now
@@ -118,6 +119,7 @@ async def store_actor(node: Node, fields: dict[str, Any]) -> RemoteActor:
         f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO UPDATE SET {updates}",
         fields,
     )
+    key_changed(node, fields["uri"])
     return RemoteActor.from_row(fields)
 
 

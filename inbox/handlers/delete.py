@@ -9,6 +9,7 @@ import logging
 from activitypub.origin import may_author, same_origin
 from activitypub.vocab import id_of
 from inbox.context import InboxContext
+from keys.cache import changed as key_changed
 from node.objects import get_object, mark_deleted, record_tombstone
 from node.posts.incoming import post_deleted
 
@@ -29,6 +30,7 @@ async def handle(ctx: InboxContext) -> None:
             await mark_deleted(ctx.node, row["uri"])
             await post_deleted(ctx.node, row["uri"], target)
         await db.execute("DELETE FROM remote_actors WHERE uri = :a", {"a": target})
+        key_changed(ctx.node, target)
         return
     if not target or ctx.node.is_local(target) or not same_origin(target, ctx.actor_uri):
         log.info("Delete of %r by %s, who cannot own it; ignored", target, ctx.actor_uri)

@@ -124,6 +124,7 @@ MAP: dict[str, str] = {
     "conversation_messages": "in their voice or written by them in their conversations: "
                              "deleted; written as a coordinator in another's voice: forgotten",
     "remote_actors": "other servers' actors: nothing of a member",
+    "cache_generations": "change counters for caches: nothing of a member",
     "backfills": "fetches of followed remote actors' outboxes: nothing of a member",
     "hosts": "other servers' health: nothing of a member",
     "schema_migrations": "nothing of a member",

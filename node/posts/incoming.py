@@ -152,7 +152,9 @@ async def reply_received(node: Node, actor: str, obj: dict[str, Any]) -> bool:
             await node.db.execute("UPDATE responses SET message_html = :b WHERE id = :i",
                                   {"b": body, "i": response["id"]})
         return True
-    post = await queries.get_post_by_uri(node, reply_to or "")
+    if not reply_to:  # neither in a conversation nor answering a post: nothing to look up
+        return False
+    post = await queries.get_post_by_uri(node, reply_to)
     if post is None or post["remote"]:
         return False
     if not _takes_responses(post):
