@@ -21,8 +21,10 @@ from activitypub.origin import is_http_url, same_origin
 from activitypub.vocab import PUBLIC_ALIASES, as_list, id_of, types_of
 
 # Object types a page can show; everything else (Tombstone, Relationship, Profile...) is not
-# kept as an object. Mastodon shows the same set, the last five reduced to a title and link.
-CONTENT_TYPES = ("Note", "Question", "Article", "Page", "Event", "Image", "Video", "Audio")
+# kept as an object. Mastodon shows the same set, the last five reduced to a title and link;
+# a FEP-0837 `Proposal` (an offer or need of other marketplace software) becomes a post.
+CONTENT_TYPES = ("Note", "Question", "Article", "Page", "Event", "Image", "Video", "Audio",
+                 "Proposal")
 
 CONTENT_MAX = 20_000   # characters of HTML read before sanitising
 NAME_MAX = 200

@@ -39,6 +39,7 @@ from node.context import Node
 from node.db import now
 from node.posts import queries, wire
 from node.posts.incoming import store_remote_post
+from node.posts.provenance import Provenance
 from node.remote_actors import get_actor
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ async def _take(node: Node, followed: str, outbox: str, item: Any, seen: set[str
         fields["ends_at"] is not None and fields["ends_at"] < now())
     if known is None and closed:
         return
-    if await store_remote_post(node, model, raw, new=False) is not None and known is None:
+    if await store_remote_post(node, model, raw, Provenance.backfill(followed)) is not None \
+            and known is None:
         outcome.stored += 1
         await _know_author(node, model.author, outcome)
 

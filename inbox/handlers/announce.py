@@ -17,6 +17,7 @@ from inbox.handlers._reaction import record_reaction
 from inbox.handlers.create import followed_locally, keep
 from node.objects import get_object
 from node.posts import incoming as posts_incoming
+from node.posts.provenance import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ async def handle(ctx: InboxContext) -> None:
         if fetched is None:
             return
         model, raw = fetched
-    if await posts_incoming.store_remote_post(ctx.node, model, raw) is not None:
+    if posts_incoming.is_offer_or_need(raw):
+        # Kept as a post or not at all (node/posts/provenance.py).
+        await posts_incoming.store_remote_post(ctx.node, model, raw,
+                                               Provenance.announce(ctx.actor_uri))
         return
     await keep(ctx.node, model)

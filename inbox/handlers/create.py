@@ -16,6 +16,7 @@ from inbox.context import ActivityRejected, InboxContext
 from node.context import Node
 from node.objects import get_object, store_model
 from node.posts import incoming as posts_incoming
+from node.posts.provenance import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +33,13 @@ async def handle(ctx: InboxContext) -> None:
         raise ActivityRejected("an actor can only create objects of its own")
     if ctx.node.is_local(model.id):
         raise ActivityRejected("a peer cannot create objects in this node's name")
-    # Offers and needs: a response (kept private, never stored as a public object) or a post
-    # of a followed organisation.
+    # Offers and needs: a response (kept private, never stored as a public object), or a post
+    # kept as such or not at all, as node/posts/provenance.py decides (no spam from strangers).
     if await posts_incoming.reply_received(ctx.node, ctx.actor_uri, obj):
         return
-    if await posts_incoming.store_remote_post(ctx.node, model, obj) is not None:
+    if posts_incoming.is_offer_or_need(obj):
+        await posts_incoming.store_remote_post(ctx.node, model, obj,
+                                               Provenance.create(ctx.actor_uri))
         return
     if not (await _replies_to_us(ctx.node, model) or _concerns_us(ctx, model)
             or await followed_locally(ctx.node, model.author)):

@@ -42,4 +42,4 @@ async def handle(ctx: InboxContext) -> None:
     if existing["attributed_to"] != ctx.actor_uri or existing["local"]:
         raise ActivityRejected("only the author can update an object")
     await store_model(ctx.node, model, local=False)
-    await post_updated(ctx.node, model, obj)
+    await post_updated(ctx.node, model, obj, ctx.actor_uri)

@@ -1,6 +1,6 @@
 """What other nodes and fediverse servers send about offers and needs, turned into rows:
-remote posts of followed organisations, responses and conversation messages, answers to our
-responses, and remote posts' updates and deletions.
+remote posts (that came by a way node/posts/provenance.py accepts), responses and conversation
+messages, answers to our responses, and remote posts' updates and deletions.
 
 The inbox handlers call these after they verified who sent what (inbox/handlers/)."""
 
@@ -10,12 +10,14 @@ import logging
 from typing import Any
 
 from activitypub.model import RemoteObject
-from activitypub.origin import same_origin
+from activitypub.origin import is_http_url, same_origin
 from activitypub.vocab import id_of, is_public
+from inbox.dereference import fetch_object
 from node.context import Node
 from node.db import new_id, now
 from node.objects import sanitize_html, store_model
-from node.posts import notify, parties, queries, responses, wire
+from node.posts import nearby, notify, parties, places, queries, responses, wire
+from node.posts.provenance import LISTED_ON_THEIR_OWN, Provenance, Via, admitted
 
 log = logging.getLogger(__name__)
 
@@ -29,40 +31,44 @@ def _same_host(a: str | None, b: str | None) -> bool:
     return same_origin(a, b)
 
 
-async def _org_followed(node: Node, org_uri: str) -> bool:
-    rows = await node.db.fetch_all(
-        "SELECT follower_uri FROM follows WHERE followee_uri = :o AND state = 'accepted'",
-        {"o": org_uri})
-    return any(node.is_local(r["follower_uri"]) for r in rows)
+def is_offer_or_need(obj: dict[str, Any]) -> bool:
+    """A Note (or FEP-0837 Proposal) carrying the offer/need fields: it is kept as a post or not
+    at all, never as a plain object."""
+    return wire.is_post_note(obj)
 
 
 async def store_remote_post(node: Node, model: RemoteObject, raw: dict[str, Any],
-                            new: bool = True) -> dict | None:
-    """Insert or refresh the remote post a Note describes; None when it is not one to keep
-    (not a post, or its organisation is not followed here). The caller has checked that the
-    Note is its author's (activitypub/model.py, the inbox handlers). `new` is False for a post
-    read from an outbox after a follow (node/backfill.py): members are not told of old posts."""
+                            provenance: Provenance) -> dict | None:
+    """Insert or refresh the remote post a Note describes; None when it is not one to keep:
+    not a post, or it came by no way this node accepts (node/posts/provenance.py), or the
+    ownership rule refuses it. The caller has checked that the Note is its author's
+    (activitypub/model.py, the inbox handlers). Members are told of a new post unless it was
+    read back from an outbox after a follow."""
     try:
         fields = wire.from_note(model, raw)
     except wire.NotAPost:
         return None
     if node.is_local(fields["uri"]):
         return None
+    fields = nearby.placed(fields, places.parse_places(node.settings.neighbourhoods))
+    existing = await queries.get_post_by_uri(node, fields["uri"])
+    via = await admitted(node, provenance, fields, model, existing)
+    if via is None:
+        log.info("%s reached us by %s %s, a way not accepted; not kept", model.id,
+                 provenance.arrival, provenance.by)
+        return None
+    if existing is not None and (existing["attributed_to"] != fields["attributed_to"]
+                                 or not existing["remote"]):
+        return None
     if not await store_model(node, model, local=False):
         return None  # another author's id, or a deleted post: the ownership rule
-    if not (await _org_followed(node, fields["org_uri"])
-            or await _org_followed(node, fields["attributed_to"])):
-        return None
-    existing = await queries.get_post_by_uri(node, fields["uri"])
     stamp = now()
     if existing is not None:
-        if existing["attributed_to"] != fields["attributed_to"] or not existing["remote"]:
-            return None
         if existing["status"] in ("withdrawn", "expired"):
             return existing  # a withdrawn post stays withdrawn
         changes = {k: v for k, v in fields.items() if k not in ("uri", "created_at")}
-        if existing["status"] in ("withdrawn", "expired"):
-            changes.pop("status")
+        if existing["via"] == Via.FOLLOW and via in LISTED_ON_THEIR_OWN:
+            changes["via"] = via.value  # now listed on its own, whatever becomes of the follow
         sets = ", ".join(f"{c} = :{c}" for c in changes)
         await node.db.execute(f"UPDATE posts SET {sets}, updated_at = :updated_at WHERE id = :id",
                               {**changes, "updated_at": stamp, "id": existing["id"]})
@@ -70,15 +76,41 @@ async def store_remote_post(node: Node, model: RemoteObject, raw: dict[str, Any]
             await notify.post_status_changed(node, {**existing, **changes}, changes["status"])
         return {**existing, **changes}
     row = {**fields, "id": new_id()[:16], "author_user_id": None, "proxied": 0,
-           "description_md": "", "remote": 1, "created_at": fields["created_at"] or stamp,
-           "updated_at": stamp}
+           "description_md": "", "remote": 1, "via": via.value,
+           "created_at": fields["created_at"] or stamp, "updated_at": stamp}
     columns = list(row)
     inserted = await node.db.fetch_val(
         f"INSERT INTO posts ({', '.join(columns)}) VALUES "
         f"({', '.join(':' + c for c in columns)}) ON CONFLICT (uri) DO NOTHING RETURNING 1", row)
-    if inserted and new:  # the Create and the Group's Announce may race: tell members once
+    if inserted and provenance.tells_members:
+        # The Create and the Group's Announce may race: members are told once.
         await notify.new_post(node, row)
     return row
+
+
+class LookUpError(ValueError):
+    """A link a member gave is no offer or need this node can show; the reason is for the log
+    (the page says it in the member's language)."""
+
+
+async def look_up(node: Node, member_actor: str, url: str) -> dict:
+    """The offer or need at `url`, fetched from its origin with a signed GET and kept as a post
+    (a member looked it up). LookUpError when it cannot be had or is not one."""
+    if not is_http_url(url) or node.is_local(url):
+        raise LookUpError("not a link to another server")
+    known = await queries.get_post_by_uri(node, url)
+    if known is not None and known["status"] not in ("withdrawn", "expired"):
+        return known
+    fetched = await fetch_object(node, url)
+    if fetched is None:
+        raise LookUpError("nothing usable at that address")
+    model, raw = fetched
+    if not is_offer_or_need(raw):
+        raise LookUpError("not an offer or a need")
+    stored = await store_remote_post(node, model, raw, Provenance.fetch(member_actor))
+    if stored is None:
+        raise LookUpError("not public, or withdrawn")
+    return stored
 
 
 async def _response_for_thread(node: Node, thread: str | None) -> dict | None:
@@ -260,9 +292,11 @@ async def answer_undone(node: Node, actor: str, accepted: Any) -> bool:
     return True
 
 
-async def post_updated(node: Node, model: RemoteObject, raw: dict[str, Any]) -> None:
-    if wire.is_post_note(raw) and await queries.get_post_by_uri(node, model.id):
-        await store_remote_post(node, model, raw)
+async def post_updated(node: Node, model: RemoteObject, raw: dict[str, Any],
+                       actor: str) -> None:
+    """An Update by the post's author (the handler checked the signer owns the object)."""
+    if is_offer_or_need(raw):
+        await store_remote_post(node, model, raw, Provenance.update(actor))
 
 
 async def post_deleted(node: Node, uri: str, actor: str) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from node.context import Node
 from node.db import now
+from node.posts import nearby, places, provenance
 
 PAGE_SIZE = 20
 LISTED = ("open", "in_progress")
@@ -23,6 +24,8 @@ class Filters:
     q: str = ""
     sort: str = "newest"  # or "urgent"
     page: int = 1
+    near: str = ""        # a neighbourhood of the node's list...
+    within_km: int = 0    # ...and how far from its centre (0: no distance filter)
 
 
 async def get_post(node: Node, post_id: str) -> dict | None:
@@ -62,11 +65,15 @@ async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[lis
         # Languages are stored as "fr,nl": surround with commas to match whole codes only.
         where.append("(',' || languages || ',') LIKE :lang")
         values["lang"] = f"%,{filters.language},%"
-    # A post of another node is listed while someone here follows its organisation or its
-    # author (a follow of a remote actor is always one of ours), so that unfollowing takes it
-    # out of the lists; its page stays.
-    where.append("(remote = 0 OR EXISTS (SELECT 1 FROM follows f WHERE f.state = 'accepted' "
-                 "AND f.followee_uri IN (posts.org_uri, posts.attributed_to)))")
+    # A post of another node that came by a follow is listed while someone here follows its
+    # organisation or its author, so that unfollowing takes it out of the lists (its page
+    # stays); one passed on by a relay or looked up is listed on its own (provenance.py).
+    where.append(provenance.listed_clause())
+    centre = nearby.centre(places.parse_places(node.settings.neighbourhoods), filters.near)
+    if centre is not None and filters.within_km > 0:
+        clause, near_values = nearby.within_clause(*centre, filters.within_km)
+        where.append(clause)
+        values.update(near_values)
     if filters.scope == "local":
         where.append("remote = 0")
     elif filters.scope == "network":

@@ -341,8 +341,12 @@ def _plain(value: Any, limit: int) -> str:
     return nh3.clean(value, tags=set())[:limit] if isinstance(value, str) else ""
 
 
+# FEP-0837 names the type `Proposal`, and allows a Note for Mastodon's sake: both are posts.
+POST_TYPES = ("Note", "Proposal")
+
+
 def is_post_note(obj: dict[str, Any]) -> bool:
-    return ("Note" in types_of(obj) and obj.get("purpose") in KIND_OF_PURPOSE
+    return (bool(types_of(obj) & set(POST_TYPES)) and obj.get("purpose") in KIND_OF_PURPOSE
             and isinstance(obj.get("publishes"), dict))
 
 
@@ -363,7 +367,7 @@ def _category_of(obj: dict[str, Any], intent: dict[str, Any]) -> str:
 def from_note(model: RemoteObject, obj: dict[str, Any]) -> dict[str, Any]:
     """Fields of a remote post: text, links and languages from the typed model, the FEP-0837
     terms read here with a check of each one's shape. NotAPost when it is no offer or need."""
-    if model.type != "Note" or not is_post_note(obj):
+    if model.type not in POST_TYPES or not is_post_note(obj):
         raise NotAPost("the Note carries no FEP-0837 purpose and publishes")
     intent = obj["publishes"]
     kind = KIND_OF_PURPOSE[obj["purpose"]]
@@ -371,8 +375,8 @@ def from_note(model: RemoteObject, obj: dict[str, Any]) -> dict[str, Any]:
     title = model.name[:200] or (model.summary[:200] if model.has_warning else "") or (
         short_text(model.content_html, 80))
     status = obj.get("postStatus") if obj.get("postStatus") in STATUSES[:3] else "open"
-    if intent.get("finished") is True:
-        status = "fulfilled"
+    if intent.get("finished") is True or _quantity(intent.get("availableQuantity")) == 0:
+        status = "fulfilled"  # other FEP-0837 software says "nothing left" by quantity alone
     location = obj.get("location") if isinstance(obj.get("location"), dict) else {}
     lat, lon = location.get("latitude"), location.get("longitude")
     urgency = obj.get("urgency")
