@@ -46,14 +46,14 @@ def _announce(settings, first) -> None:
 
 async def _worker(settings) -> None:
     from inbox.runner import start_runner
-    from node import mailqueue
+    from node import mailqueue, matching
     from node.context import Node
     from outbox.worker import DeliveryWorker
 
     node = Node.create(settings)
     await node.start()
     worker = DeliveryWorker(node)
-    mail_sender = mailqueue.start_sender(node)
+    mail_sender = mailqueue.start_sender(node, (matching.queue_due_digests,))
     inbox_runner = start_runner(node)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

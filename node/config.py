@@ -75,6 +75,10 @@ class Settings:
     need_expiry_days: int = 30
     # `Name:lat:lon;Name:lat:lon`; empty means the 19 municipalities of Brussels.
     neighbourhoods: str = ""
+    # Matching (node/matching.py): how far apart a need and an offer still fit, and how long
+    # matches wait to be mailed together to a member who chose a daily digest.
+    match_radius_km: float = 4.0
+    match_digest_seconds: float = 86400.0
 
     @property
     def host(self) -> str:
@@ -148,4 +152,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         smtp_starttls=_flag(env.get("NODE_SMTP_STARTTLS"), False),
         need_expiry_days=int(env.get("NODE_NEED_EXPIRY_DAYS") or 30),
         neighbourhoods=env.get("NODE_NEIGHBOURHOODS", ""),
+        match_radius_km=float(env.get("NODE_MATCH_RADIUS_KM") or 4),
+        match_digest_seconds=float(env.get("NODE_MATCH_DIGEST_SECONDS") or 86400),
     )

@@ -22,6 +22,7 @@ import logging
 import os
 import smtplib
 import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -38,6 +39,12 @@ LONGEST_RETRY = 3600.0
 MAX_ATTEMPTS = 30
 BATCH = 10
 IDLE_WAIT = 1.0
+# Seconds between two runs of the producers (emails made by the sender's loop itself, such as
+# the digest of matches, node/matching.py).
+PRODUCE_EVERY = 5.0
+
+# Queues emails that are due (e.g. digests); returns how many it queued.
+Producer = Callable[[Node], Awaitable[int]]
 
 
 def retry_delay(attempts: int, scale: float = 1.0) -> float:
@@ -200,8 +207,10 @@ def _quit(smtp: smtplib.SMTP) -> None:
 class MailSender:
     """Sends due emails until stopped; several may share a database."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, producers: Sequence[Producer] = ()) -> None:
         self.node = node
+        self.producers = tuple(producers)
+        self.produced_at = 0.0
         self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}:mail"
         self.wake = asyncio.Event()
         self.stopping = False
@@ -217,6 +226,7 @@ class MailSender:
         log.info("email sender %s started", self.id)
         try:
             while not self.stopping:
+                await self.produce()
                 try:
                     sent = await self.send_batch()
                 except Exception:  # a busy or restarting database must not end the loop
@@ -239,6 +249,19 @@ class MailSender:
         if due is None:
             return IDLE_WAIT
         return min(IDLE_WAIT, max(0.05, due - now()))
+
+    async def produce(self) -> None:
+        """Runs the producers every PRODUCE_EVERY seconds; what they queue is sent right after.
+        Each must be safe to run in several processes at once (claim rows, queue in the same
+        transaction)."""
+        if not self.producers or now() - self.produced_at < PRODUCE_EVERY:
+            return
+        self.produced_at = now()
+        for producer in self.producers:
+            try:
+                await producer(self.node)
+            except Exception:  # one producer failing must not stop the emails
+                log.exception("producing emails with %s failed", producer)
 
     def stop(self) -> None:
         self.stopping = True
@@ -326,11 +349,12 @@ async def pending_count(node: Node) -> int:
         "SELECT COUNT(*) FROM email_queue WHERE state = 'pending'") or 0)
 
 
-def start_sender(node: Node) -> MailSender | None:
-    """Starts a sender in the running loop (None without an SMTP server to send to)."""
+def start_sender(node: Node, producers: Sequence[Producer] = ()) -> MailSender | None:
+    """Starts a sender in the running loop (None without an SMTP server to send to), running
+    `producers` on its way."""
     if not node.settings.smtp_host:
         return None
-    sender = MailSender(node)
+    sender = MailSender(node, producers)
     _senders[id(node)] = sender
     sender.task = asyncio.create_task(sender.run())
     return sender

@@ -31,6 +31,12 @@ RESPONSE_DECLINED = "response_declined"
 ACCEPTANCE_UNDONE = "acceptance_undone"
 POST_STATUS_CHANGED = "post_status_changed"
 NEW_POST = "new_post"
+# Matches (node/matching.py): a new need fits my offer, a new offer my need, and, for the author
+# of a new post, the posts that already fit it. Their frequency is chosen apart (at once, digest,
+# never), so they are not among the KIND_LABELS of the email choices.
+NEED_FITS_OFFER = "need_fits_offer"
+OFFER_FITS_NEED = "offer_fits_need"
+MATCHES_FOUND = "matches_found"
 # One sentence per kind; %(title)s, %(by)s... come from the payload.
 MESSAGES = {
     NEW_RESPONSE: N_("New response to “%(title)s” from %(by)s"),
@@ -40,6 +46,9 @@ MESSAGES = {
     ACCEPTANCE_UNDONE: N_("The acceptance of your response to “%(title)s” was undone"),
     POST_STATUS_CHANGED: N_("“%(title)s” changed status"),
     NEW_POST: N_("New post you follow: “%(title)s”"),
+    NEED_FITS_OFFER: N_("A new need fits your offer “%(mine)s”: “%(title)s”"),
+    OFFER_FITS_NEED: N_("A new offer fits your need “%(mine)s”: “%(title)s”"),
+    MATCHES_FOUND: N_("Posts fit “%(title)s”"),
 }
 # A status change says which one.
 STATUS_MESSAGES = {
@@ -94,6 +103,11 @@ def _in(locale: str) -> str:
     return locale if locale in LOCALES else DEFAULT_LOCALE
 
 
+def locale_of(user: dict) -> str:
+    """The language a member reads their emails in."""
+    return _in(user.get("locale") or "")
+
+
 def describe(kind: str, payload: dict, locale: str) -> str:
     token = set_locale(_in(locale))
     try:
@@ -107,7 +121,16 @@ def _describe(kind: str, payload: dict) -> str:
     message = MESSAGES.get(kind, "%(title)s")
     if kind == POST_STATUS_CHANGED:
         message = STATUS_MESSAGES.get(str(payload.get("status")), message)
-    values = {"title": payload.get("title", ""), "by": payload.get("by", "")}
+    values = {"title": payload.get("title", ""), "by": payload.get("by", ""),
+              "mine": payload.get("mine", ""), "num": payload.get("num", 0)}
+    if kind == MATCHES_FOUND:
+        # How many posts fit a new post of its author, by the post's kind.
+        num = int(values["num"] or 0)
+        if payload.get("kind") == "offer":
+            return ngettext("%(num)d need fits your offer “%(title)s”",
+                            "%(num)d needs fit your offer “%(title)s”", num) % values
+        return ngettext("%(num)d offer fits your need “%(title)s”",
+                        "%(num)d offers fit your need “%(title)s”", num) % values
     return gettext(message) % values
 
 
@@ -125,9 +148,10 @@ def excerpt(markup: str, lines: int = EXCERPT_LINES, chars: int = EXCERPT_CHARS)
 # --- storing and telling ---------------------------------------------------------------------
 
 async def notify(node: Node, user_id: str, kind: str, payload: dict,
-                 response_id: str | None = None) -> int:
-    """Stores a notification for a member and, unless they opted out of this kind, queues its
-    email, both in one transaction (the caller's, when there is one). Returns its id."""
+                 response_id: str | None = None, *, email: bool = True) -> int:
+    """Stores a notification for a member and, unless they opted out of this kind (or `email`
+    is False: a digest tells it later), queues its email, both in one transaction (the
+    caller's, when there is one). Returns its id."""
     if kind not in MESSAGES:
         raise ValueError(f"unknown notification kind {kind!r}")
     async with node.db.transaction():
@@ -137,7 +161,8 @@ async def notify(node: Node, user_id: str, kind: str, payload: dict,
             "response_id) VALUES (:u, :k, :p, 0, :t, :r) RETURNING id",
             {"u": user_id, "k": kind, "p": dumps(payload), "t": now(), "r": response_id},
         ))
-        if node.settings.smtp_host and kind not in await email_opt_outs(node, user_id):
+        if email and node.settings.smtp_host \
+                and kind not in await email_opt_outs(node, user_id):
             await _queue_email(node, user_id, notification_id, kind, payload)
     return notification_id
 
@@ -299,8 +324,10 @@ def email_text(node: Node, user: dict, notification_id: int, kind: str, payload:
     if quoted:
         if kind in (NEW_RESPONSE, NEW_MESSAGE):
             intro = gettext("%(by)s wrote:") % {"by": payload.get("by", "")}
-        elif kind == NEW_POST:
+        elif kind in (NEW_POST, NEED_FITS_OFFER, OFFER_FITS_NEED):
             intro = gettext("The post says:")
+        elif kind == MATCHES_FOUND:
+            intro = gettext("They are:")
         else:
             intro = gettext("The author's note:")
         lines += ["", intro, *(f"> {line}" for line in quoted.splitlines())]

@@ -63,6 +63,8 @@ REFS = (
     Ref("follow_preferences", "user_id", USER, DELETE),
     Ref("notifications", "user_id", USER, DELETE),
     Ref("email_opt_outs", "user_id", USER, DELETE),
+    Ref("match_notices", "user_id", USER, DELETE),
+    Ref("match_preferences", "user_id", USER, DELETE),
     Ref("web_sessions", "user_id", USER, DELETE),
     Ref("password_resets", "user_id", USER, DELETE),
     Ref("suspensions", "user_id", USER, DELETE),
@@ -99,6 +101,9 @@ MAP: dict[str, str] = {
     "notifications": "theirs (user_id): deleted; others' about their posts or responses: "
                      "deleted",
     "email_opt_outs": "theirs (user_id): deleted",
+    "match_notices": "theirs (user_id): deleted; others' that name their posts: kept as ids, "
+                     "never shown once the post is gone",
+    "match_preferences": "theirs (user_id): deleted",
     "web_sessions": "theirs (user_id): deleted",
     "password_resets": "theirs (user_id): deleted; started by them for others: forgotten",
     "signup_requests": "for their address: deleted",

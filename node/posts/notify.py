@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from node import matching
 from node import notifications as n
 from node.context import Node
 from node.moderation.blocks import hidden_from
@@ -166,3 +167,5 @@ async def new_post(node: Node, post: Row) -> None:
         category=post.get("category") or "", neighbourhood=post.get("neighbourhood") or "",
         author_user_id=post.get("author_user_id"),
         description=post.get("description_html") or "", actor=post.get("attributed_to")))
+    # Whose offers fit a new need, whose needs a new offer (node/matching.py).
+    await _safely("the authors of fitting posts", post, matching.post_arrived(node, post))

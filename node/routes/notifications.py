@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from node import notifications
+from node import matching, notifications
 from node.context import Node
-from node.i18n import current_locale
+from node.i18n import _, current_locale
 from node.notices import flash
 from node.web_support import (
     CsrfError,
@@ -104,15 +104,24 @@ async def email_settings(request: Request) -> Response:
         except CsrfError as exc:
             status, error = 403, str(exc)
         else:
-            wanted = {v for v in form.getlist("email") if isinstance(v, str)}
-            await notifications.set_email_opt_outs(
-                node, user["id"], [k for k in notifications.KIND_LABELS if k not in wanted])
-            flash(request, "notification_choices_saved")
-            return RedirectResponse("/notifications/settings", status_code=303)
+            frequency = form.get("match_frequency")
+            if frequency is not None and frequency not in matching.FREQUENCIES:
+                # A forged or stale form: nothing is saved, the page says why.
+                status, error = 400, _("Choose how often you hear of matches from the list.")
+            else:
+                wanted = {v for v in form.getlist("email") if isinstance(v, str)}
+                await notifications.set_email_opt_outs(
+                    node, user["id"], [k for k in notifications.KIND_LABELS if k not in wanted])
+                if isinstance(frequency, str):
+                    await matching.set_frequency(node, user["id"], frequency)
+                flash(request, "notification_choices_saved")
+                return RedirectResponse("/notifications/settings", status_code=303)
     opted_out = await notifications.email_opt_outs(node, user["id"])
     return await render(request, "notification_settings.html", status=status,
                         kinds=list(notifications.KIND_LABELS.items()), opted_out=opted_out,
-                        error=error, sends_email=bool(node.settings.smtp_host))
+                        error=error, sends_email=bool(node.settings.smtp_host),
+                        frequencies=list(matching.FREQUENCIES.items()),
+                        match_frequency=await matching.frequency_of(node, user["id"]))
 
 
 routes = [

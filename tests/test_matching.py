@@ -1,0 +1,120 @@
+"""The matching rule's edges (node/matching.py) on stored posts, and the choice of how often a
+member hears of matches, through the settings form (bad input refused, nothing saved)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from node import matching
+from node.accounts.members import NewMember, create_member
+from node.db import new_id
+from tests.nodes import csrf_from
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+DAY = 86400.0
+FOREST = (50.81, 4.32)
+ANDERLECHT = (50.84, 4.31)
+EVERE = (50.87, 4.40)
+PASSWORD = "long enough password"
+
+
+async def stored(node, kind: str, *, place=FOREST, neighbourhood="Forest", category="housing",
+                 languages="fr", starts=None, ends=None, status="open", remote=False,
+                 org="", visibility="public", title="") -> dict:
+    post_id = new_id()[:16]
+    org_uri = org or node.url("/groups/voisins")
+    row = {"id": post_id, "uri": f"{org_uri}/posts/{post_id}", "org_uri": org_uri,
+           "attributed_to": org_uri, "kind": kind, "category": category,
+           "title": title or f"{kind} {post_id}", "neighbourhood": neighbourhood,
+           "latitude": place[0] if place else None, "longitude": place[1] if place else None,
+           "starts_at": starts, "ends_at": ends, "languages": languages,
+           "visibility": visibility, "status": status, "remote": int(remote),
+           "created_at": time.time(), "updated_at": time.time()}
+    await node.db.execute(
+        f"INSERT INTO posts ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
+    return row
+
+
+async def fitting_ids(node, post: dict) -> set[str]:
+    return {r["id"] for r in await matching.fitting(node, post, limit=50)}
+
+
+@pytest.fixture
+def node(module_node):
+    return module_node[0]
+
+
+async def test_the_rule_category_place_dates_language_and_status(node):
+    need = await stored(node, "need", place=ANDERLECHT, neighbourhood="Anderlecht",
+                        languages="fr,nl", starts=time.time() + 3 * DAY,
+                        ends=time.time() + 5 * DAY)
+    fits = {
+        (await stored(node, "offer"))["id"],  # open-ended, nearby, French
+        (await stored(node, "offer", languages=""))["id"],  # names no language: shares any
+        (await stored(node, "offer", languages="en,nl"))["id"],
+        (await stored(node, "offer", starts=time.time(), ends=time.time() + 4 * DAY))["id"],
+        # Placed by name only, in the need's neighbourhood.
+        (await stored(node, "offer", place=None, neighbourhood="Anderlecht"))["id"],
+    }
+    for misfit in (
+        {"category": "food"}, {"place": EVERE, "neighbourhood": "Evere"},
+        {"languages": "en"}, {"status": "fulfilled"},
+        {"starts": time.time() + 6 * DAY}, {"ends": time.time() + 2 * DAY},
+        {"ends": time.time() - DAY},  # over already
+        {"place": None, "neighbourhood": "Forest"},  # no coordinates, another neighbourhood
+        # From a node nobody here follows: not among the lists, not among the matches.
+        {"remote": True, "org": "http://elsewhere.example/groups/x"},
+    ):
+        await stored(node, "offer", **misfit)
+    assert await fitting_ids(node, need) == fits
+    # The reverse: an offer finds the need.
+    offer = await stored(node, "offer", title="reverse")
+    assert need["id"] in await fitting_ids(node, offer)
+
+
+async def test_a_post_with_no_place_fits_nothing_and_a_need_does_not_fit_a_need(node):
+    nowhere = await stored(node, "need", place=None, neighbourhood="", category="moving")
+    await stored(node, "offer", category="moving")
+    assert await fitting_ids(node, nowhere) == set()
+    need = await stored(node, "need", category="transport")
+    await stored(node, "need", category="transport")
+    assert await fitting_ids(node, need) == set()
+
+
+async def test_a_visitor_sees_public_matches_only(node):
+    need = await stored(node, "need", category="childcare")
+    public = await stored(node, "offer", category="childcare")
+    await stored(node, "offer", category="childcare", visibility="local")
+    shown, total = await matching.best_matches(node, need, None)
+    assert [r["id"] for r in shown] == [public["id"]] and total == 1
+    member = {"id": "nobody-blocked"}
+    shown, total = await matching.best_matches(node, need, member)
+    assert total == 2 and len(shown) == 2
+
+
+async def test_the_frequency_form_refuses_what_is_not_offered(module_node):
+    node, client = module_node
+    await create_member(node, NewMember("freq@n.example", PASSWORD, PASSWORD,
+                                        display_name="Freq", locale="en"))
+    token = csrf_from((await client.get("/login")).text)
+    resp = await client.post("/login", data={"csrf_token": token, "email": "freq@n.example",
+                                             "password": PASSWORD})
+    assert resp.status_code == 303
+    user_id = await node.db.fetch_val("SELECT id FROM users WHERE email = 'freq@n.example'")
+    assert await matching.frequency_of(node, user_id) == matching.AT_ONCE
+    page = await client.get("/notifications/settings")
+    assert 'name="match_frequency" value="instant" checked' in page.text
+    resp = await client.post("/notifications/settings", data={
+        "csrf_token": csrf_from(page.text), "match_frequency": "hourly"})
+    assert resp.status_code == 400
+    assert "Choose how often you hear of matches from the list." in resp.text
+    assert await matching.frequency_of(node, user_id) == matching.AT_ONCE
+    resp = await client.post("/notifications/settings", data={
+        "csrf_token": csrf_from(page.text), "match_frequency": "digest"})
+    assert resp.status_code == 303
+    assert await matching.frequency_of(node, user_id) == matching.DIGEST
+    page = await client.get("/notifications/settings")
+    assert 'name="match_frequency" value="digest" checked' in page.text
