@@ -18,6 +18,7 @@ made by the lease holder only, so a process that lost its lease cannot finish a 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,19 +51,28 @@ async def store(node: Node, activity: dict[str, Any], actor_uri: str, recipient_
                 worker_id: str, lease: float) -> Entry | None:
     """Keep the activity as pending, leased to `worker_id` who runs it at once. None when an
     activity with this id was received before (whatever its state: this node finishes it)."""
+    entry = Entry(activity["id"], actor_uri, activity["type"], dumps(activity), recipient_id, 0)
+    stored = await store_entries(node, {entry.activity_id: entry}, worker_id, lease)
+    return entry if entry.activity_id in stored else None
+
+
+async def store_entries(node: Node, entries: dict[str, Entry], worker_id: str,
+                        lease: float) -> dict[str, bool]:
+    """`store` for many activities in ONE statement (the runner's group commit gathers those
+    that arrive together): {activity id: True} for each one stored now."""
     stamp = now()
-    payload = dumps(activity)
-    inserted = await node.db.fetch_val(
+    rows, values = [], {"n": stamp, "l": stamp + lease, "w": worker_id}
+    for n, entry in enumerate(entries.values()):
+        rows.append(f"(:i{n}, :a{n}, :t{n}, :p{n}, 'pending', :r{n}, 0, :n, :l, :w, :n)")
+        values.update({f"i{n}": entry.activity_id, f"a{n}": entry.actor_uri,
+                       f"t{n}": entry.type, f"p{n}": entry.payload, f"r{n}": entry.recipient_id})
+    inserted = await node.db.fetch_all(
         "INSERT INTO inbox_log (activity_id, actor_uri, type, payload, status, recipient_id, "
         "attempts, next_attempt_at, locked_until, claimed_by, received_at) VALUES "
-        "(:i, :a, :t, :p, 'pending', :r, 0, :n, :l, :w, :n) "
-        "ON CONFLICT (activity_id) DO NOTHING RETURNING 1",
-        {"i": activity["id"], "a": actor_uri, "t": activity["type"], "p": payload,
-         "r": recipient_id, "n": stamp, "l": stamp + lease, "w": worker_id},
+        f"{', '.join(rows)} ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id",
+        values,
     )
-    if not inserted:
-        return None
-    return Entry(activity["id"], actor_uri, activity["type"], payload, recipient_id, 0)
+    return {row["activity_id"]: True for row in inserted}
 
 
 async def store_ignored(node: Node, activity: dict[str, Any], actor_uri: str) -> bool:
@@ -115,6 +125,22 @@ async def finish(node: Node, entry: Entry, worker_id: str, status: str,
         {"s": status, "e": error[:1000] if error else None, "a": entry.attempts + 1,
          "t": now(), "i": entry.activity_id, "w": worker_id},
     ))
+
+
+async def mark_processed(node: Node, activity_ids: Iterable[str], worker_id: str
+                         ) -> dict[str, bool]:
+    """`finish(..., 'processed')` for many rows in ONE statement: {activity id: True} for
+    each row this worker still held."""
+    names = {f"i{n}": ident for n, ident in enumerate(activity_ids)}
+    # attempts + 1 as `finish` counts it: only the lease holder updates the row.
+    rows = await node.db.fetch_all(
+        "UPDATE inbox_log SET status = 'processed', error = NULL, attempts = attempts + 1, "
+        "finished_at = :t, locked_until = NULL WHERE claimed_by = :w AND status = 'pending' "
+        f"AND activity_id IN ({', '.join(':' + name for name in names)}) "
+        "RETURNING activity_id",
+        {"t": now(), "w": worker_id, **names},
+    )
+    return {row["activity_id"]: True for row in rows}
 
 
 async def retry_later(node: Node, entry: Entry, worker_id: str, error: str) -> str:

@@ -24,10 +24,10 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import databases
 from databases.core import Connection
@@ -101,6 +101,72 @@ def _inserts(query: str) -> bool:
 def _reads_only(query: str) -> bool:
     head = query.lstrip()[:6].upper()
     return head.startswith(("SELECT", "WITH")) and not _WRITES.search(query)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class GroupCommit(Generic[K, V]):
+    """Group commit: calls that arrive while one batch statement runs go together into the
+    next one. Alone, a call runs at once (nothing waits for a timer); under load, one statement
+    (one thread trip on SQLite, one round trip on PostgreSQL) serves up to `limit` callers.
+
+    `run(items)` gets {key: payload} and returns {key: result}; a caller gets its key's result
+    (None when absent). A key given twice in one batch: the first caller gets the result, the
+    next ones None (for an INSERT, "it was there already")."""
+
+    def __init__(self, run: Callable[[dict[K, Any]], Awaitable[Mapping[K, V]]],
+                 limit: int = 64) -> None:
+        self._run = run
+        self._limit = limit
+        self._waiting: list[tuple[K, Any, asyncio.Future[V | None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, key: K, payload: Any = None) -> V | None:
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((key, payload, future))
+        if self._task is None or self._task.done():
+            # A context of its own: the batch must not run inside a caller's transaction.
+            self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[K, Any, asyncio.Future[V | None]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]
+                items: dict[K, Any] = {}
+                for key, payload, _ in batch:
+                    items.setdefault(key, payload)
+                outcomes = await self._outcomes(items)
+                first: set[K] = set()
+                for key, _, future in batch:
+                    outcome = outcomes[key]
+                    if not future.done():
+                        if isinstance(outcome, Exception):
+                            future.set_exception(outcome)
+                        else:
+                            future.set_result(outcome if key not in first else None)
+                    first.add(key)
+                batch = []
+        finally:  # cancelled (shutdown): nobody waits for ever
+            for _, _, future in [*batch, *self._waiting]:
+                if not future.done():
+                    future.cancel()
+
+    async def _outcomes(self, items: dict[K, Any]) -> dict[K, V | None | Exception]:
+        try:
+            results = await self._run(items)
+            return {key: results.get(key) for key in items}
+        except Exception as exc:
+            if len(items) == 1:
+                return {key: exc for key in items}
+        # One bad item (a value the database refuses) must not fail the others: each alone.
+        outcomes: dict[K, V | None | Exception] = {}
+        for key, payload in items.items():
+            outcomes.update(await self._outcomes({key: payload}))
+        return outcomes
 
 
 class Database:
