@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from activitypub.signatures import SignatureError
 from activitypub.vocab import id_of
+from inbox.relayed import confirmed_by_origin
 from inbox.runner import runner_of
 from keys.request_signer import verified_signer
 from node.actors import LocalActor
@@ -120,7 +121,11 @@ async def receive(node: Node, request: Request, recipient: LocalActor | None) ->
                 return Outcome(202, "delete of an unknown actor; nothing to do")
             raise
         if signer != actor_uri:
-            raise Refused(401, f"signed by {signer}, not by the activity's actor {actor_uri}")
+            # A relay's forwarding counts only as far as the author's server confirms it.
+            confirmed = await confirmed_by_origin(node, signer, activity)
+            if confirmed is None:
+                raise Refused(401, f"signed by {signer}, not by the activity's actor {actor_uri}")
+            activity = confirmed
         if urlsplit(activity["id"]).netloc != urlsplit(actor_uri).netloc:
             raise Refused(400, "the activity id is not on the actor's host")
         # Counted once the signer is proven, so that nobody can spend another server's budget.

@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox.runner import start_runner
-from node import backfill, errors, mailqueue, matching
+from node import backfill, errors, mailqueue
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
@@ -26,6 +26,7 @@ from node.routes import moderation as moderation_routes
 from node.routes import network as network_routes
 from node.routes import notifications as notification_routes
 from node.routes import organisations as organisation_routes
+from node.routes import relays as relay_routes
 from node.security_headers import SecurityHeadersMiddleware
 from outbox.worker import DeliveryWorker
 
@@ -53,9 +54,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             worker = DeliveryWorker(node)
             node.wake_worker = worker.wake
             worker_task = asyncio.create_task(worker.run())
-        # The sender also queues the digests of matches that are due (node/matching.py).
-        mail_sender = (mailqueue.start_sender(node, (matching.queue_due_digests,))
-                       if settings.run_worker else None)
+        mail_sender = mailqueue.start_sender(node) if settings.run_worker else None
         try:
             yield
         finally:
@@ -84,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *network_routes.routes,
             # Before web.routes: /admin/{action} would take /admin/organisations.
             *organisation_routes.routes,
+            *relay_routes.routes,
             *web.routes,
             Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
                   name="static"),

@@ -43,6 +43,9 @@ NOTICES: dict[str, str] = {
     "follow_refused": N_("Follow refused."),
     "note_published": N_("Published %(id)s."),
     "note_deleted": N_("Deleted."),
+    # relays (node/routes/relays.py)
+    "relay_subscribed": N_("Subscription sent to the relay %(url)s."),
+    "relay_unsubscribed": N_("Unsubscribed from the relay."),
     # moderation
     "domain_blocked": N_("%(domain)s is blocked: no delivery, no fetch, its activities are "
                          "refused."),

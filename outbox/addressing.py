@@ -6,13 +6,15 @@ import logging
 from typing import Any
 
 from activitypub.transport import FetchError
-from activitypub.vocab import PUBLIC_ALIASES, as_list, id_of
+from activitypub.vocab import ACTOR_TYPES, PUBLIC_ALIASES, as_list, id_of, is_public, types_of
 from node.context import Node
 from node.remote_actors import get_actor
 
 log = logging.getLogger(__name__)
 
 AUDIENCE_FIELDS = ("to", "cc", "bto", "bcc", "audience")
+# What relays pass on: public posts, their edits and their removal (as Mastodon sends them).
+RELAYED_TYPES = {"Create", "Update", "Delete"}
 
 
 async def follower_inboxes(node: Node, actor_uri: str) -> list[str]:
@@ -22,6 +24,18 @@ async def follower_inboxes(node: Node, actor_uri: str) -> list[str]:
         "WHERE f.followee_uri = :a AND f.state = 'accepted'",
         {"a": actor_uri},
     )
+    return [r["inbox"] for r in rows]
+
+
+async def relay_inboxes(node: Node, activity: dict[str, Any]) -> list[str]:
+    """The inboxes of the relays the node is subscribed to (node/relays.py), for a public post,
+    its edit or its removal; nothing for anything else (profiles, follows, reactions)."""
+    obj = activity.get("object")
+    if activity.get("type") not in RELAYED_TYPES or not is_public(activity):
+        return []
+    if isinstance(obj, dict) and types_of(obj) & ACTOR_TYPES or id_of(obj) == activity["actor"]:
+        return []
+    rows = await node.db.fetch_all("SELECT inbox FROM relays WHERE state = 'subscribed'")
     return [r["inbox"] for r in rows]
 
 

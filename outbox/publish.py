@@ -8,7 +8,7 @@ from activitypub.vocab import id_of, is_public
 from node.actors import LocalActor, actor_uri
 from node.context import Node
 from node.db import dumps, now
-from outbox.addressing import inboxes_for
+from outbox.addressing import inboxes_for, relay_inboxes
 from outbox.queue import enqueue
 
 
@@ -27,7 +27,8 @@ async def publish(
         },
     )
     inboxes = await inboxes_for(node, activity, sender)
-    inboxes += [i for i in extra_inboxes if i not in inboxes]
+    inboxes += [i for i in [*extra_inboxes, *await relay_inboxes(node, activity)]
+                if i not in inboxes]
     count = await enqueue(node, activity["id"], actor.id, inboxes)
     node.notify_worker()
     return count
