@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox.runner import start_runner
-from node import backfill, errors, mailqueue
+from node import backfill, errors, mailqueue, matching
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             worker = DeliveryWorker(node)
             node.wake_worker = worker.wake
             worker_task = asyncio.create_task(worker.run())
-        mail_sender = mailqueue.start_sender(node) if settings.run_worker else None
+        # The sender also queues the digests of matches that are due (node/matching.py).
+        mail_sender = (mailqueue.start_sender(node, (matching.queue_due_digests,))
+                       if settings.run_worker else None)
         try:
             yield
         finally:
