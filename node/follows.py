@@ -8,10 +8,11 @@ from activitypub.discovery import alternate_actor_link
 from activitypub.origin import is_http_url
 from activitypub.transport import ACCEPT, FetchError
 from activitypub.vocab import ACTOR_TYPES, AS_CONTEXT, types_of
-from activitypub.webfinger import parse_handle
+from activitypub.webfinger import HandleError, parse_handle
 from node.actors import LocalActor, actor_uri, instance_actor, signing_key
 from node.context import Node
 from node.db import new_id, now
+from node.i18n import _
 from node.remote_actors import RemoteActor, fetch_actor, parse_actor, resolve_handle, store_actor
 from outbox.publish import publish
 
@@ -21,6 +22,18 @@ PROFILE_ACCEPT = f"{ACCEPT}, text/html;q=0.5"
 
 class LocalTarget(ValueError):
     """The handle or link names an actor of this very node."""
+
+
+def why_not_followed(exc: Exception) -> str:
+    """What a person reads when a follow cannot be made, in their language (the exception's
+    own text is for the log: it is in English and names internals)."""
+    if isinstance(exc, LocalTarget):
+        return _("This organisation is on this node: its posts are already in the list.")
+    if isinstance(exc, HandleError):
+        return _("Write a handle such as @food@other.example, or paste the link of the "
+                 "organisation's profile page.")
+    return _("No organisation answered at this address. Check the handle or the link, or try "
+             "again later.")
 
 
 def activity_uri(node: Node) -> str:

@@ -175,7 +175,7 @@ async def test_capacity_two_with_three_responders_in_their_languages(app):
     page = await client.get(f"/posts/{post['id']}/status?action=fulfil")
     assert "1 person still waiting for an answer will be told kindly" in page.text
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": token(page), "action": "fulfil"})
+                             data={"csrf_token": token(page), "action": "fulfil", "confirm": "yes"})
     assert resp.status_code == 303
     assert await status_of(node, ids["tom"]) == "not_needed"
     assert "is nu gesloten" in (await messages(node, ids["tom"]))[-1]["body_html"]
@@ -315,7 +315,8 @@ def test_remote_responders_hear_in_their_language(remote):
     # Closed: a late Offer with its Note (same thread) is answered once, in Dutch.
     page = author.get(f"/posts/{post_id}/status?action=withdraw")
     assert author.post(f"/posts/{post_id}/status", data={
-        "csrf_token": csrf_from(page.text), "action": "withdraw"}).status_code == 303
+        "csrf_token": csrf_from(page.text),
+        "action": "withdraw", "confirm": "yes"}).status_code == 303
     offer = send_offer(node, peer, "wim", post)
     wim = peer.actors["wim"]
     late_note = {"id": f"{peer.base}/notes/wim1", "type": "Note", "attributedTo": wim.uri,

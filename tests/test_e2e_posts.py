@@ -161,7 +161,7 @@ def test_need_posted_on_b_answered_from_a_fulfilled_on_both(two_nodes):
     # B: fulfilled; the Update reaches A; both show it fulfilled and out of the open lists.
     page = author.get(f"/posts/{b_id}")
     resp = author.post(f"/posts/{b_id}/status", data={"csrf_token": csrf_from(page.text),
-                                                      "action": "fulfil"})
+                                                      "action": "fulfil", "confirm": "yes"})
     assert resp.status_code == 303, resp.text
     a.wait_until("SELECT 1 FROM posts WHERE id = :i AND status = 'fulfilled'", {"i": a_id})
     assert "Fulfilled" in author.get(f"/posts/{b_id}").text

@@ -254,7 +254,8 @@ def test_fedify_answers_a_new_need_and_the_reply_becomes_a_response(node_and_pee
     # Withdrawn, it reaches her as a Delete.
     page = node.client.get(f"/posts/{post['id']}")
     resp = node.client.post(f"/posts/{post['id']}/status",
-                            data={"csrf_token": csrf_from(page.text), "action": "withdraw"})
+                            data={"csrf_token": csrf_from(page.text),
+                                  "action": "withdraw", "confirm": "yes"})
     assert resp.status_code == 303
     delete = peer.wait_for("inbox", type="Delete", actor=node.org_uri)
     assert delete["activity"]["object"]["id"] == post["uri"]

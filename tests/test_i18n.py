@@ -170,7 +170,8 @@ async def test_published_dates_are_shown_in_the_readers_language(app_node):
                 for locale in i18n.LOCALES}
     assert len(set(expected.values())) == 3
     for locale, shown in expected.items():
-        page = await client.get(f"/?lang={locale}")
+        # The organisation's page lists what it published (the home page lists posts).
+        page = await client.get(f"/groups/{org.username}?lang={locale}")
         assert shown in page.text, (locale, shown)
         assert note["published"] not in page.text
 

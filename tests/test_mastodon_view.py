@@ -208,7 +208,8 @@ async def test_withdrawn_need_is_deleted_and_leaves_the_tag_page(
     assert "Un lit" in (await client.get("/tags/housing")).text
     page = await client.get(f"/posts/{post['id']}")
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": csrf(page), "action": "withdraw"})
+                             data={"csrf_token": csrf(page),
+                                   "action": "withdraw", "confirm": "yes"})
     assert resp.status_code == 303
     delete = (await activities(node, "Delete"))[0]
     assert delete["object"]["type"] == "Tombstone" and delete["object"]["id"] == post["uri"]

@@ -73,7 +73,7 @@ def post_need(client: httpx.Client, title: str) -> str:
 def fulfil(client: httpx.Client, post_id: str) -> None:
     confirm = client.get(f"/posts/{post_id}/status?action=fulfil")
     resp = client.post(f"/posts/{post_id}/status", data={
-        "csrf_token": csrf_from(confirm.text), "action": "fulfil"})
+        "csrf_token": csrf_from(confirm.text), "action": "fulfil", "confirm": "yes"})
     assert resp.status_code == 303, resp.text
 
 

@@ -263,7 +263,7 @@ async def test_closed_or_unpublished_posts_take_no_response_from_outside(app_nod
     done = await node.db.fetch_one("SELECT * FROM posts WHERE title = 'Done'")
     page = await client.get(f"/posts/{done['id']}")
     await client.post(f"/posts/{done['id']}/status",
-                      data={"csrf_token": csrf(page), "action": "withdraw"})
+                      data={"csrf_token": csrf(page), "action": "withdraw", "confirm": "yes"})
     actor = peer.actors["other_node_member"]
     for n, post in enumerate((local_only, done)):
         offer = wire.offer(f"{peer.base}/o/{n}", actor.uri, post["uri"], ORG, [ORG], "hi")

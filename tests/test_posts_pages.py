@@ -197,7 +197,7 @@ async def test_respond_accept_fulfil_on_one_node(app_node):
     await login(client, "author@example.org")
     page = await client.get(f"/posts/{post['id']}")
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": csrf(page), "action": "fulfil"})
+                             data={"csrf_token": csrf(page), "action": "fulfil", "confirm": "yes"})
     assert resp.status_code == 303
     # Fulfilled: the response still waiting is told kindly that it is not needed.
     assert await node.db.fetch_val(
@@ -239,7 +239,8 @@ async def test_withdrawal_federates_a_delete_and_answers_gone(app_node):
     post = await node.db.fetch_one("SELECT * FROM posts")
     page = await client.get(f"/posts/{post['id']}")
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": csrf(page), "action": "withdraw"})
+                             data={"csrf_token": csrf(page),
+                                   "action": "withdraw", "confirm": "yes"})
     assert resp.status_code == 303
     delete = await node.db.fetch_one("SELECT payload FROM activities WHERE type = 'Delete'")
     assert json.loads(delete["payload"])["object"]["type"] == "Tombstone"
@@ -247,7 +248,7 @@ async def test_withdrawal_federates_a_delete_and_answers_gone(app_node):
     assert resp.status_code == 410
     # A withdrawn post cannot be fulfilled any more: a clear message, nothing changes.
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": csrf(page), "action": "fulfil"})
+                             data={"csrf_token": csrf(page), "action": "fulfil", "confirm": "yes"})
     assert resp.status_code == 400 and "cannot go from withdrawn" in resp.text
 
 
@@ -322,7 +323,8 @@ async def test_the_author_edits_a_post_and_others_cannot(app_node):
     await login(client, "other@example.org")
     assert (await client.get(f"/posts/{post['id']}/edit")).status_code == 403
     resp = await client.post(f"/posts/{post['id']}/status",
-                             data={"csrf_token": csrf(page), "action": "withdraw"})
+                             data={"csrf_token": csrf(page),
+                                   "action": "withdraw", "confirm": "yes"})
     assert resp.status_code == 403
     assert await node.db.fetch_val("SELECT status FROM posts") == "open"
 

@@ -38,6 +38,42 @@ BRUSSELS: tuple[Place, ...] = (
     Place("Woluwe-Saint-Pierre", 50.832, 4.441),
 )
 
+# The Dutch name of each Brussels place whose names differ (the French name is the one stored
+# and federated: choices, filters and hashtags stay stable whatever the reader's language).
+# Laeken, Neder-Over-Heembeek and Haren are parts of the City of Brussels a node may list.
+DUTCH_NAMES: dict[str, str] = {
+    "Auderghem": "Oudergem",
+    "Berchem-Sainte-Agathe": "Sint-Agatha-Berchem",
+    "Bruxelles": "Brussel",
+    "Forest": "Vorst",
+    "Ixelles": "Elsene",
+    "Molenbeek-Saint-Jean": "Sint-Jans-Molenbeek",
+    "Saint-Gilles": "Sint-Gillis",
+    "Saint-Josse-ten-Noode": "Sint-Joost-ten-Node",
+    "Schaerbeek": "Schaarbeek",
+    "Uccle": "Ukkel",
+    "Watermael-Boitsfort": "Watermaal-Bosvoorde",
+    "Woluwe-Saint-Lambert": "Sint-Lambrechts-Woluwe",
+    "Woluwe-Saint-Pierre": "Sint-Pieters-Woluwe",
+    "Laeken": "Laken",
+}
+FRENCH_NAMES: dict[str, str] = {dutch: french for french, dutch in DUTCH_NAMES.items()}
+
+
+def local_name(name: str, locale: str) -> str:
+    """A place's name in the reader's language: Dutch for Dutch readers, French otherwise (as
+    English speakers in Brussels read the French names). A name written in Dutch by another
+    node reads in French for French readers; names outside the table stay as written."""
+    if locale == "nl":
+        return DUTCH_NAMES.get(name, name)
+    return FRENCH_NAMES.get(name, name)
+
+
+def canonical_name(name: str) -> str:
+    """The stored (French) name of a place given in either language."""
+    return FRENCH_NAMES.get(name, name)
+
+
 # Two decimals of a degree: about 1.1 km north-south, 0.7 km east-west at Brussels' latitude.
 ROUNDING_DECIMALS = 2
 

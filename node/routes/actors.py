@@ -29,6 +29,9 @@ from node.actors import (
 )
 from node.context import Node
 from node.negotiation import activity_response, wants_activity_json
+from node.posts import queries
+from node.posts.cards import Card, cards_of_objects
+from node.posts.cards import cards as post_cards
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import shown
 from node.web_support import node_of, render
@@ -60,12 +63,20 @@ async def actor_view(request: Request) -> Response:
     posts = await node.db.fetch_all(
         "SELECT payload, model, local, deleted FROM objects WHERE attributed_to = :a "
         "AND deleted = 0 AND public_audience = 1 ORDER BY published DESC LIMIT 20", {"a": uri})
+    # An organisation's open offers and needs are its members' posts in its name; below them,
+    # what it published itself that they do not already show (its notes).
+    open_cards = await post_cards(node, (await queries.list_posts(
+        node, queries.Filters(org_uri=uri, scope="local"), signed_in=False))[0][:6]
+    ) if actor.kind == "Group" else []
+    listed = {c.post["uri"] for c in open_cards}
     return await render(
         request, "actor.html", actor=actor, uri=uri,
         handle=f"@{actor.username}@{node.settings.host}",
         followers=await follows.followers(node, uri),
         following=await follows.following(node, uri),
-        posts=await shown(node, posts),
+        posts=[item for item in await cards_of_objects(node, await shown(node, posts))
+               if not isinstance(item, Card) or item.post["uri"] not in listed],
+        open_cards=open_cards,
     )
 
 

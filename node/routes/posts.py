@@ -13,13 +13,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
-from node import errors, matching, notifications
+from node import errors, notifications
 from node.actors import by_username
 from node.i18n import N_
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.notices import flash
 from node.posts import categories, parties, privacy, publishing, queries, responses, service, wire
+from node.posts.cards import cards as post_cards
 from node.posts.responses import ResponseError
 from node.posts.text import _
 from node.posts.validation import (
@@ -114,9 +115,12 @@ async def list_view(request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
     pages = max(1, -(-total // queries.PAGE_SIZE))
     return await render(
-        request, "posts/list.html", posts=rows, total=total, filters=filters, org=org,
-        page=filters.page, pages=pages, query=params, urlencode=urlencode,
-        bylines=await bylines(node, rows), **_choices(node))
+        request, "posts/list.html", cards=await post_cards(node, rows), total=total,
+        filters=filters, org=org, page=filters.page, pages=pages, query=params,
+        urlencode=urlencode, **_choices(node),
+        # The kind tabs keep the other filters; clearing the filters keeps the kind and org.
+        kindless={k: v for k, v in params.items() if k != "kind"},
+        unfiltered={k: v for k, v in params.items() if k in ("kind", "org", "q")})
 
 
 # --- one post ----------------------------------------------------------------------------------
@@ -171,8 +175,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
         errors=errors or {}, message=message,
         form=typed or {}, late=late, post_side=await parties.post_side(node, post),
         needed=None if post["remote"] else await responses.still_needed(node, post),
-        can_respond=user is not None and not answers and not late and not mine,
-        matches=await matching.best_matches(node, post, user))
+        can_respond=user is not None and not answers and not late and not mine)
 
 
 # --- new and edit ------------------------------------------------------------------------------
@@ -286,6 +289,14 @@ def _forbidden() -> NoReturn:
     errors.forbidden(N_("Only the author or a coordinator can do this."))
 
 
+async def _status_confirmation(request: Request, post: dict, action: str) -> Response:
+    waiting = [r for r in await responses.responses_of(node_of(request), post["id"])
+               if r["status"] == "pending"]
+    return await render(request, "posts/confirm.html", post=post, step=action,
+                        action_url=f"/posts/{post['id']}/status", fields={"action": action},
+                        waiting=len(waiting), back=f"/posts/{post['id']}", errors={})
+
+
 async def status_view(request: Request) -> Response:
     """Close a post (fulfilled or withdrawn). GET asks for confirmation: a page with the
     consequences and one button that POSTs the change (no JavaScript needed)."""
@@ -296,17 +307,17 @@ async def status_view(request: Request) -> Response:
         action = request.query_params.get("action", "")
         if action not in STATUS_ACTIONS:
             return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
-        waiting = [r for r in await responses.responses_of(node_of(request), post["id"])
-                   if r["status"] == "pending"]
-        return await render(request, "posts/confirm.html", post=post, step=action,
-                            action_url=f"/posts/{post['id']}/status", fields={"action": action},
-                            waiting=len(waiting), back=f"/posts/{post['id']}", errors={})
+        return await _status_confirmation(request, post, action)
     form, csrf_error = await _form(request)
     if csrf_error:
         return await _post_page(request, post, user, 403, {"status": csrf_error})
-    status = STATUS_ACTIONS.get(str(form.get("action", "")))
+    action = str(form.get("action", ""))
+    status = STATUS_ACTIONS.get(action)
     if status is None:
         return await _post_page(request, post, user, 400, {"status": _("Unknown action.")})
+    # A form of another page (or a crafted one) posting straight here asks first too.
+    if form.get("confirm") != CONFIRMED:
+        return await _status_confirmation(request, post, action)
     try:
         await responses.close(node_of(request), post, status, user["id"])
     except PostError as exc:

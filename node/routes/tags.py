@@ -15,6 +15,7 @@ from node.actors import actor_uri, by_username
 from node.db import dumps
 from node.i18n import N_
 from node.negotiation import activity_response, wants_activity_json
+from node.posts.cards import cards_of_objects
 from node.routes.signed_fetch import signed_fetch
 from node.timeline import ShownObject, shown
 from node.web_support import node_of, render
@@ -57,7 +58,8 @@ async def tag_view(request: Request) -> Response:
             "@context": AS_CONTEXT, "id": uri, "type": "OrderedCollection",
             "totalItems": len(posts), "orderedItems": [p.model.id for p in posts],
         })
-    return await render(request, "tags.html", tag=name, posts=posts)
+    return await render(request, "tags.html", tag=name,
+                        posts=await cards_of_objects(node, posts))
 
 
 async def featured_tags_view(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from activitypub.transport import FetchError
@@ -13,9 +13,11 @@ from activitypub.webfinger import HandleError
 from node import follows
 from node.actors import actor_uri, by_username, organisations
 from node.i18n import N_, _
+from node.manifest import manifest
 from node.notes import delete_note, publish_note
 from node.notices import flash
-from node.timeline import shown
+from node.posts import queries
+from node.posts.cards import cards as post_cards
 from node.web_support import (
     CsrfError,
     check_csrf,
@@ -25,15 +27,17 @@ from node.web_support import (
     render,
 )
 
+# The home page shows the newest open offers and needs, as the list's first cards.
+HOME_CARDS = 6
+
 
 async def home(request: Request) -> Response:
+    """What the network is, the two ways in (I need help / I can help), then what is open."""
     node = node_of(request)
-    orgs = await organisations(node)
-    # Only what its author addressed to the public, and not replies.
-    rows = await node.db.fetch_all(
-        "SELECT payload, model, local, deleted FROM objects WHERE public_audience = 1 "
-        "AND deleted = 0 AND in_reply_to IS NULL ORDER BY published DESC LIMIT 30")
-    return await render(request, "home.html", orgs=orgs, posts=await shown(node, rows))
+    user = await current_user(request)
+    rows, total = await queries.list_posts(node, queries.Filters(), signed_in=user is not None)
+    return await render(request, "home.html", orgs=await organisations(node), total=total,
+                        cards=await post_cards(node, rows[:HOME_CARDS]))
 
 
 async def _admin_org(request: Request):
@@ -82,6 +86,16 @@ DESTRUCTIVE = {
 }
 
 
+def _refusal(action: str, exc: Exception) -> str:
+    """Why an admin action did nothing, in the reader's language (never the exception's
+    English text)."""
+    if action == "follow":
+        return follows.why_not_followed(exc)
+    if action == "note":
+        return _("A note needs some text, at most 5000 characters.")
+    return _("This could not be done: nothing was changed. Reload the page and try again.")
+
+
 async def admin_action(request: Request) -> Response:
     user, org = await _admin_org(request)
     if user is None:
@@ -119,12 +133,17 @@ async def admin_action(request: Request) -> Response:
         else:
             return await _admin_page(request, org, error=_("Unknown action."), status=404)
     except (HandleError, ValueError, FetchError) as exc:
-        return await _admin_page(request, org, error=str(exc), status=400)
+        return await _admin_page(request, org, error=_refusal(action, exc), status=400)
     return RedirectResponse("/admin?" + urlencode({"org": org.username}), status_code=303)
+
+
+async def manifest_view(request: Request) -> Response:
+    return JSONResponse(await manifest(node_of(request)), media_type="application/manifest+json")
 
 
 routes = [
     Route("/", home),
+    Route("/manifest.webmanifest", manifest_view),
     Route("/admin", admin),
     Route("/admin/{action}", admin_action, methods=["POST"]),
 ]
