@@ -21,6 +21,7 @@ from node.i18n import LocaleMiddleware
 from node.moderation.suspension import SuspensionMiddleware
 from node.ratelimit import Limiter, RateLimitMiddleware
 from node.routes import accounts, actors, objects, passwords, posts, tags, web, wellknown
+from node.routes import desk as desk_routes
 from node.routes import impact as impact_routes
 from node.routes import moderation as moderation_routes
 from node.routes import network as network_routes
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *notification_routes.routes,
             *tags.routes,
             *impact_routes.routes,
+            *desk_routes.routes,
             *posts.routes,
             *moderation_routes.routes,
             *network_routes.routes,

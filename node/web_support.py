@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import math
 import secrets
@@ -126,6 +127,17 @@ async def current_user(request: Request) -> dict | None:
     )
 
 
+async def branded_settings(node: Node) -> Any:
+    """The settings as pages show them: `org_name` is the node's first organisation's name as
+    its admin edited it (NODE_ORG_NAME only named the organisation at the first start)."""
+    name = await node.db.fetch_val(
+        "SELECT name FROM actors WHERE username = :u AND kind = 'Group'",
+        {"u": node.settings.org_username})
+    if not name or name == node.settings.org_name:
+        return node.settings
+    return dataclasses.replace(node.settings, org_name=name)
+
+
 async def render(
     request: Request, template: str, status: int = 200, headers: dict[str, str] | None = None,
     **context: Any
@@ -139,7 +151,7 @@ async def render(
         user=user,
         unread_notifications=unread,
         csrf_token=LazyCsrfToken(request),
-        settings=node.settings,
+        settings=await branded_settings(node),
         lang=i18n.current_locale(),
         **context,
     )

@@ -120,6 +120,14 @@ async def speaks_for_post(node: Node, user: dict | None, post: dict) -> bool:
     return any(c["id"] == user["id"] for c in await coordinators(node, post["org_uri"]))
 
 
+async def may_read_notes(node: Node, user: dict | None, post: dict) -> bool:
+    """The private notes of a need posted on behalf of someone (name, phone of the person
+    helped) are read by those who answer for it: the coordinators of the organisation that
+    posted it. Not the coordinators of another organisation of the node, not an admin who
+    does not coordinate it. Every page and form that shows or changes notes asks here."""
+    return bool(post["proxied"]) and await speaks_for_post(node, user, post)
+
+
 async def may_take_part(node: Node, user: dict | None, post: dict, response: dict) -> bool:
     """The member may read and write this conversation."""
     if user is None:

@@ -10,7 +10,7 @@ from typing import Any
 from node.actors import actor_uri, by_id, organisations
 from node.context import Node
 from node.db import new_id, now
-from node.posts import notify, places, publishing, queries
+from node.posts import desk_refs, notify, places, publishing, queries
 from node.posts.markup import render_markdown
 from node.posts.text import _
 from node.posts.validation import PostError, PostFields, validate
@@ -89,6 +89,8 @@ async def create_post(node: Node, user: dict, fields: PostFields) -> dict:
         await node.db.execute(
             f"INSERT INTO posts ({', '.join(columns)}) VALUES "
             f"({', '.join(':' + c for c in columns)})", row)
+        # Its name at the organisation's desk ("A12"), given once and kept.
+        row["desk_seq"] = await desk_refs.assign(node, post_id, row["org_uri"])
         if fields.proxied and fields.beneficiary_notes:
             await node.db.execute(
                 "INSERT INTO beneficiary_notes (post_id, notes, written_by, updated_at) "

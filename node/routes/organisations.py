@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from node import images, organisations
+from node import desk, images, organisations
 from node.accounts.errors import FormError
 from node.actors import LocalActor, actor_uri, by_username
 from node.actors import organisations as all_organisations
@@ -153,7 +153,8 @@ async def _page(request: Request, org: LocalActor, values: dict, errors: dict,
         request, "organisations/settings.html", status=status, org=org, values=values,
         errors=errors, choices=organisations.neighbourhood_choices(node),
         handle=f"@{org.username}@{node.settings.host}", uri=actor_uri(node, org),
-        people=await organisations.people(node, org), max_mb=images.MAX_UPLOAD_BYTES // 2**20)
+        people=await organisations.people(node, org), max_mb=images.MAX_UPLOAD_BYTES // 2**20,
+        proxied_visibility=await desk.proxied_visibility(node, org))
 
 
 async def media_view(request: Request) -> Response:

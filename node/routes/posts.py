@@ -15,6 +15,7 @@ from starlette.routing import Route
 from activitypub.vocab import AS_CONTEXT
 from node import errors, notifications
 from node.actors import by_username
+from node.desk import for_post_form, for_post_page, new_post_defaults
 from node.i18n import N_
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
@@ -165,13 +166,13 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
     if user is not None:
         mine = [r for r in await responses.responses_of(node, post["id"])
                 if r["responder_user_id"] == user["id"]]
-    notes = await queries.beneficiary_notes(node, post["id"]) if (
-        manage and post["proxied"] and user["role"] in queries.MANAGERS) else ""
+    # Desk reference and private notes: for the organisation's coordinators (node/desk.py).
+    desk_extras = await for_post_page(node, user, post)
     late = responses.late_reason(post)
     return await render(
         request, "posts/post.html", status=status, post=post, manage=manage, answers=answers,
         by=(await bylines(node, [post]))[post["id"]],
-        category=categories.get(post["category"]), my_responses=mine, notes=notes,
+        category=categories.get(post["category"]), my_responses=mine, **desk_extras,
         errors=errors or {}, message=message,
         form=typed or {}, late=late, post_side=await parties.post_side(node, post),
         needed=None if post["remote"] else await responses.still_needed(node, post),
@@ -198,7 +199,8 @@ async def _edit_page(request: Request, kind: str, values: dict, errors: dict,
                      hints: list[privacy.Finding] | None = None) -> Response:
     node = node_of(request)
     return await render(request, "posts/form.html", status=status, kind=kind, form=values,
-                        errors=errors, post=post, hints=hints or [], **_choices(node))
+                        errors=errors, post=post, hints=hints or [], **_choices(node),
+                        **await for_post_form(node, await current_user(request), post))
 
 
 def _privacy_hints(form: FormData, fields: Any, post: dict | None = None) -> list:
@@ -224,7 +226,9 @@ async def new_view(request: Request) -> Response:
     kind = request.query_params.get("kind", "need")
     kind = kind if kind in KINDS else "need"
     if request.method == "GET":
-        return await _edit_page(request, kind, _form_values(None), {})
+        # A coordinator's need starts on behalf of someone, as their organisation chose.
+        return await _edit_page(request, kind, {
+            **_form_values(None), **await new_post_defaults(node, user, kind)}, {})
     form, csrf_error = await _form(request)
     kind = str(form.get("kind", kind))
     values = _posted_values(form)
@@ -251,7 +255,7 @@ async def edit_view(request: Request) -> Response:
     if request.method == "GET":
         values = _form_values(post)
         if post["proxied"]:
-            values["beneficiary_notes"] = await queries.beneficiary_notes(node, post["id"])
+            values["beneficiary_notes"] = (await for_post_page(node, user, post))["notes"]
             values["proxied"] = "1"
         return await _edit_page(request, post["kind"], values, {}, post=post)
     form, csrf_error = await _form(request)
@@ -261,6 +265,8 @@ async def edit_view(request: Request) -> Response:
                                 status=403)
     try:
         proxy = {"proxied": "1"} if post["proxied"] else {}
+        if not await parties.may_read_notes(node, user, post):
+            proxy["beneficiary_notes"] = ""  # who may not read the notes does not write them
         fields = service.check(node, {**dict(form.items()), **proxy}, form.getlist("languages"),
                                post["kind"], user)
         hints = _privacy_hints(form, fields, post)
