@@ -3,6 +3,7 @@ member hears of matches, through the settings form (bad input refused, nothing s
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -23,7 +24,7 @@ PASSWORD = "long enough password"
 
 async def stored(node, kind: str, *, place=FOREST, neighbourhood="Forest", category="housing",
                  languages="fr", starts=None, ends=None, status="open", remote=False,
-                 org="", visibility="public", title="") -> dict:
+                 org="", visibility="public", title="", author=None, proxied=False) -> dict:
     post_id = new_id()[:16]
     org_uri = org or node.url("/groups/voisins")
     row = {"id": post_id, "uri": f"{org_uri}/posts/{post_id}", "org_uri": org_uri,
@@ -32,6 +33,7 @@ async def stored(node, kind: str, *, place=FOREST, neighbourhood="Forest", categ
            "latitude": place[0] if place else None, "longitude": place[1] if place else None,
            "starts_at": starts, "ends_at": ends, "languages": languages,
            "visibility": visibility, "status": status, "remote": int(remote),
+           "author_user_id": author, "proxied": int(proxied),
            "created_at": time.time(), "updated_at": time.time()}
     await node.db.execute(
         f"INSERT INTO posts ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
@@ -93,6 +95,42 @@ async def test_a_visitor_sees_public_matches_only(node):
     member = {"id": "nobody-blocked"}
     shown, total = await matching.best_matches(node, need, member)
     assert total == 2 and len(shown) == 2
+
+
+async def told(node, user_id: str) -> list[tuple[str, dict]]:
+    rows = await node.db.fetch_all(
+        "SELECT kind, payload FROM notifications WHERE user_id = :u ORDER BY id", {"u": user_id})
+    return [(r["kind"], json.loads(r["payload"])) for r in rows]
+
+
+async def test_a_proxied_need_tells_every_coordinator_and_no_one_who_blocked_its_author(node):
+    async def person(name: str, role: str = "member") -> str:
+        return await create_member(node, NewMember(f"{name}@n.example", PASSWORD, PASSWORD,
+                                                   display_name=name.title()), role=role)
+
+    offerer, blocker = await person("offerer"), await person("blocker")
+    first, second = await person("coord1", "coordinator"), await person("coord2", "coordinator")
+    org_uri = node.url("/groups/voisins")
+    await node.db.execute("INSERT INTO actor_blocks (owner, actor_uri, created_at) "
+                          "VALUES (:o, :a, :t)", {"o": blocker, "a": org_uri, "t": time.time()})
+    offer = await stored(node, "offer", category="shower", author=offerer, title="A shower")
+    await stored(node, "offer", category="shower", author=blocker, title="Another shower")
+    # Written by the first coordinator on behalf of someone: the organisation speaks for it.
+    need = await stored(node, "need", category="shower", author=first, proxied=True,
+                        title="A shower for Mr. K")
+    await matching.post_arrived(node, need)
+
+    [(kind, payload)] = await told(node, offerer)
+    assert kind == "need_fits_offer" and payload["title"] == "A shower for Mr. K"
+    assert payload["mine"] == "A shower" and payload["url"].endswith(f"/posts/{need['id']}")
+    assert await told(node, blocker) == []
+    for coordinator in (first, second):
+        [(kind, payload)] = await told(node, coordinator)
+        assert kind == "matches_found" and payload["num"] == 2, coordinator
+    # Told once: the same post arriving again (a redelivery) tells nobody anew.
+    await matching.post_arrived(node, need)
+    assert len(await told(node, offerer)) == 1 and len(await told(node, second)) == 1
+    assert offer["id"] in {r["id"] for r in await matching.fitting(node, need, limit=5)}
 
 
 async def test_the_frequency_form_refuses_what_is_not_offered(module_node):
