@@ -31,6 +31,8 @@ NAME_MAX = 200
 SUMMARY_MAX = 500
 ATTACHMENTS_MAX = 8
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+BLURHASH = re.compile(r"[0-9A-Za-z#$%*+,.:;=?@\[\]^_{|}~-]{6,100}")
+DIMENSION_MAX = 20_000
 
 
 class InvalidObject(ValueError):
@@ -43,6 +45,10 @@ class Attachment:
     media_type: str
     alt: str
     kind: str = "Document"
+    # Declared by the sender; a page uses them only to reserve the picture's space.
+    width: int | None = None
+    height: int | None = None
+    blurhash: str = ""
 
     @property
     def is_image(self) -> bool:
@@ -58,6 +64,7 @@ class RemoteObject:
     content_map: dict[str, str] = field(default_factory=dict)
     language: str | None = None
     name: str = ""
+    name_map: dict[str, str] = field(default_factory=dict)   # plain text per language
     summary: str = ""          # the content warning, plain text
     sensitive: bool = False
     url: str | None = None
@@ -137,6 +144,8 @@ def from_json(obj: Any) -> RemoteObject:
         id=ident, type=kinds[0], author=author,
         content_html=content_html, content_map=content_map, language=language,
         name=name,
+        name_map={k: t for k, v in _language_map(obj.get("nameMap")).items()
+                  for t in [_plain(v, NAME_MAX)] if t},
         summary=_plain(obj.get("summary"), SUMMARY_MAX),
         sensitive=obj.get("sensitive") is True,
         url=_first_url(obj.get("url")),
@@ -209,6 +218,11 @@ def _instant(value: Any) -> str | None:
     return parsed.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _dimension(value: Any) -> int | None:
+    ok = type(value) is int and 0 < value <= DIMENSION_MAX
+    return value if ok else None
+
+
 def _attachments(value: Any) -> tuple[Attachment, ...]:
     found = []
     for item in as_list(value):
@@ -224,7 +238,10 @@ def _attachments(value: Any) -> tuple[Attachment, ...]:
             media_type=media_type if isinstance(media_type, str)
             and re.fullmatch(r"[\w.+-]+/[\w.+-]+", media_type) else "application/octet-stream",
             alt=_plain(item.get("name"), 1500) or _plain(item.get("summary"), 1500),
-            kind=kind if kind.isalpha() else "Document"))
+            kind=kind if kind.isalpha() else "Document",
+            width=_dimension(item.get("width")), height=_dimension(item.get("height")),
+            blurhash=item["blurhash"] if isinstance(item.get("blurhash"), str)
+            and BLURHASH.fullmatch(item["blurhash"]) else ""))
         if len(found) == ATTACHMENTS_MAX:
             break
     return tuple(found)

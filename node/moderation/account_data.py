@@ -20,6 +20,7 @@ from node.moderation import member_data
 from node.moderation.domains import ModerationError
 from node.notes import delete_note
 from node.posts import publishing
+from node.posts.photos import delete_unused, photos_of
 from outbox.addressing import follower_inboxes
 from outbox.publish import publish
 
@@ -145,6 +146,9 @@ async def delete_account(node: Node, user_id: str) -> int:
         # Collected again inside the transaction: what they did meanwhile goes too.
         found = await member_data.collect(node, member)
         await member_data.erase(node, member, found, keep_after_seq=mark)
+    # The files of their photos go once the rows that named them are gone (a picture another
+    # post or profile also shows stays).
+    await delete_unused(node, [p.name for post in found.posts for p in photos_of(post)])
     if member.actor is not None:
         await erase_key_when_sent(node, member.actor.id)
     return sent

@@ -122,8 +122,8 @@ MAP: dict[str, str] = {
     "outbox_counts": "counts of public activities, kept by triggers with `activities`: theirs "
                      "goes with their last one",
     "inbox_log": "sent as them: deleted; others' activities: kept",
-    "posts": "theirs: deleted, or a shell when others responded; needs for someone else: "
-             "author forgotten",
+    "posts": "theirs: deleted, or a shell when others responded (their other languages and "
+             "photos gone, the photo files deleted); needs for someone else: author forgotten",
     "beneficiary_notes": "of their posts: deleted; written by them for a need: forgotten",
     "responses": "theirs: deleted, or a shell when the other side wrote; others': kept",
     "conversation_messages": "in their voice or written by them in their conversations: "
@@ -330,7 +330,7 @@ async def schema(node: Node) -> dict[str, set[str]]:
 POST_SHELL: dict[str, Any] = {
     "author_user_id": None, "status": "withdrawn", "title": "", "description_md": "",
     "description_html": "", "neighbourhood": "", "latitude": None, "longitude": None,
-    "content_warning": ""}
+    "content_warning": "", "translations": "", "attachments": ""}
 RESPONSE_SHELL: dict[str, Any] = {"responder_user_id": None, "responder_name": "",
                                   "message_html": ""}
 

@@ -11,7 +11,9 @@ from node.actors import actor_uri, by_id, organisations
 from node.context import Node
 from node.db import new_id, now
 from node.posts import desk_refs, notify, places, publishing, queries
+from node.posts.languages import Text, dump_texts
 from node.posts.markup import render_markdown
+from node.posts.photos import dump as dump_photos
 from node.posts.text import _
 from node.posts.validation import PostError, PostFields, validate
 
@@ -63,6 +65,17 @@ def check(node: Node, form: Mapping[str, Any], languages: Sequence[str], kind: s
     )
 
 
+def _written(fields: PostFields) -> dict[str, str]:
+    """The columns of the languages a post is written in (node/posts/languages.py) and of its
+    photos (node/posts/photos.py)."""
+    columns = {"written_in": fields.written_in, "translations": dump_texts({
+        code: Text(title, md, render_markdown(md))
+        for code, (title, md) in fields.translations.items()})}
+    if fields.photos is not None:
+        columns["attachments"] = dump_photos(fields.photos)
+    return columns
+
+
 async def create_post(node: Node, user: dict, fields: PostFields) -> dict:
     org = await organisation_of(node, user)
     person = None if fields.proxied else await person_of(node, user)
@@ -81,6 +94,7 @@ async def create_post(node: Node, user: dict, fields: PostFields) -> dict:
         "longitude": fields.longitude, "starts_at": fields.starts_at,
         "ends_at": fields.ends_at, "capacity": fields.capacity, "unit": fields.unit,
         "urgency": fields.urgency, "languages": ",".join(fields.languages),
+        **_written(fields),
         "visibility": fields.visibility, "status": "open", "remote": 0, "origin_host": None,
         "url": node.url(f"/posts/{post_id}"), "created_at": stamp, "updated_at": stamp,
     }
@@ -111,7 +125,7 @@ async def edit_post(node: Node, post: dict, fields: PostFields) -> dict:
         "neighbourhood": fields.neighbourhood, "latitude": fields.latitude,
         "longitude": fields.longitude, "starts_at": fields.starts_at, "ends_at": fields.ends_at,
         "capacity": fields.capacity, "unit": fields.unit, "urgency": fields.urgency,
-        "languages": ",".join(fields.languages), "updated_at": now(),
+        "languages": ",".join(fields.languages), **_written(fields), "updated_at": now(),
     }
     sets = ", ".join(f"{c} = :{c}" for c in changes)
     async with node.db.transaction():

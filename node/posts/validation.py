@@ -11,7 +11,9 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from node.i18n import current_locale
 from node.posts import categories, places
+from node.posts.languages import WRITTEN
 from node.posts.text import _
 
 KINDS = ("offer", "need")
@@ -54,6 +56,12 @@ class PostFields:
     visibility: str = "public"
     proxied: bool = False
     beneficiary_notes: str = ""
+    # The language of title and description, and the same text in other languages
+    # ({"nl": (title, description_md)}): node/posts/languages.py.
+    written_in: str = ""
+    translations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The photos the post ends up with (node/posts/photos.py); None leaves them as they are.
+    photos: list[Any] | None = None
 
 
 def _text(form: Mapping[str, Any], name: str) -> str:
@@ -166,6 +174,7 @@ def validate(
     if len(notes) > NOTES_MAX:
         errors["beneficiary_notes"] = _("The private notes hold at most %(n)d characters.") % {
             "n": NOTES_MAX}
+    written_in, translations = _languages_written(form, langs, errors)
     if errors:
         raise PostError(errors)
     return PostFields(
@@ -174,4 +183,37 @@ def validate(
         starts_at=starts_at, ends_at=ends_at, capacity=capacity, unit=unit, urgency=urgency,
         languages=list(dict.fromkeys(langs)), visibility=visibility, proxied=proxied,
         beneficiary_notes=notes if proxied else "",
+        written_in=written_in, translations=translations,
     )
+
+
+def _languages_written(form: Mapping[str, Any], spoken: Sequence[str],
+                       errors: dict[str, str]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """The language of the main text and the other languages the author wrote it in; a language
+    left empty is simply not written."""
+    # A form that does not say (an older page, a script) is taken to be written in the first
+    # language its author speaks, as before languages were asked, else the reader's.
+    written_in = _text(form, "written_in") or next(
+        (code for code in spoken if code in WRITTEN), current_locale())
+    if written_in not in WRITTEN:
+        errors["written_in"] = _("Choose the language you wrote in from the list.")
+        return "", {}
+    translations = {}
+    for code in WRITTEN:
+        title, description = _text(form, f"title_{code}"), _text(form, f"description_{code}")
+        if not (title or description):
+            continue
+        if code == written_in:
+            errors[f"title_{code}"] = _("This is the language of the text above: write it "
+                                        "there, or choose another language.")
+        elif not title:
+            errors[f"title_{code}"] = _("A title is needed in this language too.")
+        elif len(title) > TITLE_MAX:
+            errors[f"title_{code}"] = _("The title holds at most %(n)d characters.") % {
+                "n": TITLE_MAX}
+        elif len(description) > DESCRIPTION_MAX:
+            errors[f"description_{code}"] = _(
+                "The description holds at most %(n)d characters.") % {"n": DESCRIPTION_MAX}
+        else:
+            translations[code] = (title, description)
+    return written_in, translations

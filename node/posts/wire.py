@@ -18,7 +18,7 @@ import nh3
 from activitypub.model import RemoteObject, parse_instant
 from activitypub.origin import host_label, same_origin
 from activitypub.vocab import AS_CONTEXT, PUBLIC, as_list, id_of, types_of
-from node.posts import categories, places
+from node.posts import categories, languages, photos, places
 
 VF = "https://w3id.org/valueflows/ont/vf#"
 OM2 = "http://www.ontology-of-units-of-measure.org/resource/om-2/"
@@ -50,6 +50,7 @@ def post_context(base_url: str) -> list[Any]:
             "hasUnit": "om2:hasUnit", "hasNumericalValue": "om2:hasNumericalValue",
             "urgency": "entraide:urgency", "postStatus": "entraide:postStatus",
             "answerReason": "entraide:answerReason",
+            "toot": "http://joinmastodon.org/ns#", "blurhash": "toot:blurhash",
         },
     ]
 
@@ -134,6 +135,22 @@ def languages_of(post: dict[str, Any]) -> list[str]:
     return [code for code in (post.get("languages") or "").split(",") if code]
 
 
+def language_maps(post: dict[str, Any], content: str, base_url: str) -> dict[str, Any]:
+    """`nameMap`/`contentMap` with the language the author wrote first as the first key (and as
+    `name`/`content`): Mastodon takes the first key of contentMap as the post's language and
+    `content` as its text, GoToSocial the key whose value is `content`."""
+    texts = languages.texts_of(post)
+    if not texts:  # a post from before languages were asked: the first language spoken
+        spoken = languages_of(post)
+        return {"contentMap": {spoken[0]: content}} if spoken else {}
+    maps: dict[str, dict[str, str]] = {"nameMap": {}, "contentMap": {}}
+    for code, text in texts.items():
+        maps["nameMap"][code] = text.title
+        maps["contentMap"][code] = content if code == post["written_in"] else content_html(
+            {**post, "title": text.title, "description_html": text.description_html}, base_url)
+    return maps
+
+
 def to_note(post: dict[str, Any], who: Addressing, base_url: str) -> dict[str, Any]:
     """The Note carrying FEP-0837 fields, exactly as DESIGN.md shows it."""
     category = categories.get(post["category"])
@@ -167,9 +184,10 @@ def to_note(post: dict[str, Any], who: Addressing, base_url: str) -> dict[str, A
         "urgency": post.get("urgency", 1), "postStatus": post["status"],
         "to": to, "cc": cc,
     }
-    langs = languages_of(post)
-    if langs:
-        note["contentMap"] = {langs[0]: content}
+    note.update(language_maps(post, content, base_url))
+    attachments = photos.as_attachments(photos.photos_of(post), base_url)
+    if attachments:
+        note["attachment"] = attachments
     if post.get("updated_at") and post["updated_at"] > post["created_at"] + 1:
         note["updated"] = iso(post["updated_at"])
     if post.get("starts_at"):
@@ -335,6 +353,7 @@ def _timestamp(value: Any) -> float | None:
 
 
 REMOTE_CONTENT_MAX = 20_000
+MAX_LANGUAGES = 8
 
 
 def _plain(value: Any, limit: int) -> str:
@@ -401,12 +420,25 @@ def from_note(model: RemoteObject, obj: dict[str, Any]) -> dict[str, Any]:
         "urgency": urgency if type(urgency) is int and 0 <= urgency <= 3 else 1,
         "languages": ",".join(k for k in model.content_map if re.fullmatch(r"[a-z]{2,3}", k))
         [:40],
+        **_written_languages(model, title),
         "visibility": "public" if model.public else "followers",
         "status": status,
         "url": model.link,
         "origin_host": host_label(model.id),
         "created_at": _timestamp(model.published),
     }
+
+
+def _written_languages(model: RemoteObject, title: str) -> dict[str, str]:
+    """The language the post was written in (the key of contentMap whose text is `content`,
+    else the first) and its other languages, as node/posts/languages.py keeps them."""
+    first = model.language or next(iter(model.content_map), "")
+    if not first:
+        return {"written_in": "", "translations": ""}
+    others = {code: languages.Text(model.name_map.get(code) or title, "", text)
+              for code, text in list(model.content_map.items())[:MAX_LANGUAGES]
+              if code != first}
+    return {"written_in": first[:20], "translations": languages.dump_texts(others)}
 
 
 def _number(value: Any) -> bool:

@@ -16,11 +16,13 @@ from activitypub.vocab import AS_CONTEXT
 from node import errors, notifications
 from node.actors import by_username
 from node.desk import for_post_form, for_post_page, new_post_defaults
-from node.i18n import N_
+from node.i18n import N_, current_locale
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, wants_activity_json
 from node.notices import flash
 from node.posts import categories, parties, privacy, publishing, queries, responses, service, wire
+from node.posts import languages as written_languages
+from node.posts import photos as post_photos
 from node.posts.cards import cards as post_cards
 from node.posts.responses import ResponseError
 from node.posts.text import _
@@ -56,6 +58,8 @@ def _fallback_date(value: Any, format: str = "medium") -> str:
 
 # The i18n layer installs locale-aware filters; these keep pages working without it.
 TEMPLATES.filters.setdefault("date", _fallback_date)
+# A post's title and text in the reader's language, with the mark of the language shown.
+TEMPLATES.globals["post_text"] = written_languages.shown
 
 
 def _choices(node: Any) -> dict[str, Any]:
@@ -63,6 +67,7 @@ def _choices(node: Any) -> dict[str, Any]:
         "categories": categories.CATEGORIES, "categories_by_key": categories.BY_KEY,
         "neighbourhoods": service.neighbourhoods(node),
         "kinds": KINDS, "units": UNITS, "visibilities": VISIBILITIES, "languages": LANGUAGES,
+        "written_languages": written_languages.WRITTEN,
     }
 
 
@@ -82,7 +87,11 @@ def _login_redirect(request: Request) -> Response:
 
 async def _form(request: Request) -> tuple[FormData, str | None]:
     """The posted form and a CSRF error message, if the form did not come from our page."""
-    form = await request.form()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > post_photos.MAX_FORM_BYTES:
+        raise errors.PageError(413, N_("The photos are too large together: send at most four "
+                                       "photos of 5 MB each."))
+    form = await request.form(max_files=post_photos.MAX_PHOTOS * 2)
     try:
         check_csrf(request, form)
     except CsrfError as exc:
@@ -176,21 +185,27 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
         errors=errors or {}, message=message,
         form=typed or {}, late=late, post_side=await parties.post_side(node, post),
         needed=None if post["remote"] else await responses.still_needed(node, post),
-        can_respond=user is not None and not answers and not late and not mine)
+        can_respond=user is not None and not answers and not late and not mine,
+        pictures=await post_photos.pictures(node, post))
 
 
 # --- new and edit ------------------------------------------------------------------------------
 
 def _form_values(post: dict | None) -> dict[str, Any]:
     if post is None:
-        return {"languages": [], "urgency": "1", "visibility": "public", "unit": "one"}
+        return {"languages": [], "urgency": "1", "visibility": "public", "unit": "one",
+                "written_in": current_locale()}
     return {
         "category": post["category"], "title": post["title"],
         "description": post["description_md"], "neighbourhood": post["neighbourhood"],
         "starts_at": _date_value(post["starts_at"]), "ends_at": _date_value(post["ends_at"]),
         "capacity": post["capacity"] or "", "unit": post["unit"], "urgency": str(post["urgency"]),
         "languages": [c for c in post["languages"].split(",") if c],
-        "visibility": post["visibility"],
+        "visibility": post["visibility"], "written_in": post["written_in"],
+        "photos": post_photos.form_values(post_photos.photos_of(post)),
+        **{f"{field}_{code}": getattr(text, attribute)
+           for code, text in written_languages.translations_of(post).items()
+           for field, attribute in (("title", "title"), ("description", "description_md"))},
     }
 
 
@@ -208,8 +223,39 @@ def _privacy_hints(form: FormData, fields: Any, post: dict | None = None) -> lis
     asks only about what the post did not already say)."""
     if str(form.get("publish_as_written", "")) in ("1", "on", "yes"):
         return []
-    before = f"{post['title']}\n{post['description_md']}" if post else ""
-    return privacy.find_in_post(fields.title, fields.description_md, before)
+    before = ""
+    if post:
+        before = "\n".join(f"{t.title}\n{t.description_md}" for t in [
+            written_languages.Text(post["title"], post["description_md"], ""),
+            *written_languages.translations_of(post).values()])
+    # Every language the author wrote is public alike.
+    titles = [fields.title, *(t for t, _ in fields.translations.values())]
+    texts = [fields.description_md, *(d for _, d in fields.translations.values())]
+    return privacy.find_in_post("\n".join(titles), "\n".join(texts), before)
+
+
+async def _form_photos(request: Request, form: FormData, values: dict[str, Any],
+                       uploads: bool) -> post_photos.Gathered:
+    """The photos of a submitted post form, and the form values that show them again: an
+    upload stored now comes back as a kept photo, so a refused form loses none."""
+    gathered = await post_photos.gather(node_of(request), form, uploads=uploads)
+    values["photos"] = gathered.shown
+    for slot in gathered.uploaded:
+        values.pop(f"new_alt_{slot}", None)
+    return gathered
+
+
+def _checked(node: Any, form: Any, kind: str, user: dict,
+             gathered: post_photos.Gathered, languages: list[str]) -> Any:
+    """The post's fields with its photos; every problem of both at once."""
+    try:
+        fields = service.check(node, form, languages, kind, user)
+    except PostError as exc:
+        raise PostError({**exc.errors, **gathered.errors}) from None
+    if gathered.errors:
+        raise PostError(gathered.errors)
+    fields.photos = gathered.photos
+    return fields
 
 
 def _posted_values(form: FormData) -> dict[str, Any]:
@@ -232,10 +278,11 @@ async def new_view(request: Request) -> Response:
     form, csrf_error = await _form(request)
     kind = str(form.get("kind", kind))
     values = _posted_values(form)
+    gathered = await _form_photos(request, form, values, uploads=csrf_error is None)
     if csrf_error:
         return await _edit_page(request, kind, values, {"form": csrf_error}, status=403)
     try:
-        fields = service.check(node, form, form.getlist("languages"), kind, user)
+        fields = _checked(node, form, kind, user, gathered, form.getlist("languages"))
         hints = _privacy_hints(form, fields)
         if hints:
             return await _edit_page(request, kind, values, {}, hints=hints)
@@ -243,6 +290,7 @@ async def new_view(request: Request) -> Response:
     except PostError as exc:
         return await _edit_page(request, kind if kind in KINDS else "need", values, exc.errors,
                                 status=400)
+    await post_photos.delete_unused(node, gathered.removed)
     flash(request, "published")
     return RedirectResponse(f"/posts/{post['id']}", status_code=303)
 
@@ -260,6 +308,7 @@ async def edit_view(request: Request) -> Response:
         return await _edit_page(request, post["kind"], values, {}, post=post)
     form, csrf_error = await _form(request)
     values = _posted_values(form)
+    gathered = await _form_photos(request, form, values, uploads=csrf_error is None)
     if csrf_error:
         return await _edit_page(request, post["kind"], values, {"form": csrf_error}, post,
                                 status=403)
@@ -267,14 +316,18 @@ async def edit_view(request: Request) -> Response:
         proxy = {"proxied": "1"} if post["proxied"] else {}
         if not await parties.may_read_notes(node, user, post):
             proxy["beneficiary_notes"] = ""  # who may not read the notes does not write them
-        fields = service.check(node, {**dict(form.items()), **proxy}, form.getlist("languages"),
-                               post["kind"], user)
+        fields = _checked(node, {**dict(form.items()), **proxy}, post["kind"], user, gathered,
+                          form.getlist("languages"))
         hints = _privacy_hints(form, fields, post)
         if hints:
             return await _edit_page(request, post["kind"], values, {}, post, hints=hints)
         await service.edit_post(node, post, fields)
     except PostError as exc:
         return await _edit_page(request, post["kind"], values, exc.errors, post, status=400)
+    # A photo the post no longer shows goes, unless another post or profile shows it too.
+    kept = {p.name for p in fields.photos or []}
+    await post_photos.delete_unused(node, {p.name for p in post_photos.photos_of(post)} - kept
+                               | set(gathered.removed) - kept)
     flash(request, "saved")
     return RedirectResponse(f"/posts/{post['id']}", status_code=303)
 
