@@ -29,13 +29,13 @@ TEMPLATES = Environment(
 )
 # Translations, dates and numbers follow the locale of the request being rendered (node/i18n).
 i18n.install(TEMPLATES)
-
 # A place in the reader's language (Schaerbeek / Schaarbeek); a moment for <time datetime>.
 TEMPLATES.filters["place"] = lambda name: places.local_name(name or "", i18n.current_locale())
 TEMPLATES.filters["by_place_name"] = lambda choices: sorted(
     choices, key=lambda p: places.local_name(p.name, i18n.current_locale()).casefold())
 TEMPLATES.filters["iso_date"] = lambda ts: (
     datetime.fromtimestamp(float(ts), i18n.TIMEZONE).date().isoformat() if ts is not None else "")
+
 
 class CsrfError(Exception):
     """A form without this session's token. It carries the form, so that what was typed can

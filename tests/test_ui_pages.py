@@ -74,6 +74,11 @@ async def test_the_home_page_says_what_this_is_and_offers_two_ways_in(site):
     await login(client, "ana@example.org")
     form = await client.get(target)
     assert 'name="kind" value="need"' in form.text or "kind=need" in form.text
+    # A member's menu keeps the first entries out and folds the rest (no JavaScript).
+    home = await client.get("/")
+    more = re.search(r'<details class="more-menu">(.*?)</details>', home.text, flags=re.S)
+    assert more is not None and 'action="/logout"' in more.group(1)
+    assert 'href="/me/delete"' in more.group(1) and 'href="/posts/mine"' not in more.group(1)
     client.cookies.clear()
 
 

@@ -29,6 +29,7 @@ from node.actors import actor_uri
 from node.i18n import _
 from node.notices import flash
 from node.posts import categories, incoming, nearby, places, queries
+from node.posts.cards import cards as post_cards
 from node.posts.validation import KINDS
 from node.routes.posts import LANGUAGES
 from node.timeline import author_of
@@ -179,12 +180,13 @@ async def network_posts(request: Request) -> Response:
     rows, total = await queries.list_posts(node, filters, signed_in=user is not None)
     known = places.parse_places(node.settings.neighbourhoods)
     centre = nearby.centre(known, filters.near)
-    items = [{"post": row, "km": nearby.km_between(*centre, row["latitude"], row["longitude"])
-              if centre is not None and row["latitude"] is not None
-              and row["longitude"] is not None else None} for row in rows]
+    distances = {row["id"]: nearby.km_between(*centre, row["latitude"], row["longitude"])
+                 for row in rows if centre is not None and row["latitude"] is not None
+                 and row["longitude"] is not None}
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return await render(
-        request, "network_posts.html", items=items, total=total, filters=filters,
+        request, "network_posts.html", cards=await post_cards(node, rows), km=distances,
+        total=total, filters=filters,
         page=filters.page, pages=max(1, -(-total // queries.PAGE_SIZE)), query=params,
         urlencode=urlencode, kinds=KINDS, categories=categories.CATEGORIES,
         categories_by_key=categories.BY_KEY, neighbourhoods=known,
