@@ -172,6 +172,35 @@ def test_a_member_looks_a_need_up_by_its_link(world: dict) -> None:
     assert "Help with a CPAS form" in node.client.get(resp.headers["location"]).text
 
 
+def _look_up(node: NodeProcess, url: str) -> Any:
+    page = node.client.get("/network?lang=en")
+    return node.client.post("/network/lookup?lang=en", data={
+        "csrf_token": csrf_from(page.text), "url": url})
+
+
+def test_a_member_may_paste_the_web_page_of_a_post(world: dict) -> None:
+    node, other, dave = world["node"], world["other"], world["dave"]
+    # A web page that announces its ActivityPub object, as Mastodon's status pages do...
+    page_need = need(other, dave, "Company for an old neighbour", category="company")
+    other.pages["/@dave/page-1"] = (
+        '<html><head><link rel="alternate" type="application/activity+json" '
+        f'href="{page_need["id"]}"></head><body>a page</body></html>')
+    # ...and a link whose JSON names another id on its server (a status' `url`).
+    url_need = need(other, dave, "Someone to carry a sofa", category="moving")
+    other.objects["/web/sofa"] = url_need
+    for link, note in ((f"{other.base}/@dave/page-1", page_need),
+                       (f"{other.base}/web/sofa", url_need)):
+        resp = _look_up(node, link)
+        assert resp.status_code == 303, resp.text
+        post = _post(node, note["id"])
+        assert post is not None and resp.headers["location"] == f"/posts/{post['id']}"
+    # A page pointing at another server's object is not followed.
+    other.pages["/@dave/elsewhere"] = (
+        '<html><head><link rel="alternate" type="application/activity+json" '
+        f'href="{world["peer"].base}/notes/x"></head></html>')
+    assert _look_up(node, f"{other.base}/@dave/elsewhere").status_code == 400
+
+
 def test_a_link_that_is_no_public_offer_or_need_is_refused_clearly(world: dict) -> None:
     node, other, dave = world["node"], world["other"], world["dave"]
     private = need(other, dave, "Private need", to=[dave.uri])
@@ -179,9 +208,7 @@ def test_a_link_that_is_no_public_offer_or_need_is_refused_clearly(world: dict) 
                     "attributedTo": dave.uri, "to": [PUBLIC]}
     other.objects["/rel/1"] = relationship
     for url in (private["id"], relationship["id"], f"{other.base}/missing", "not a link"):
-        page = node.client.get("/network?lang=en")
-        resp = node.client.post("/network/lookup?lang=en", data={
-            "csrf_token": csrf_from(page.text), "url": url})
+        resp = _look_up(node, url)
         assert resp.status_code == 400, url
         assert "No public offer or need was found at this link" in resp.text
         assert f'value="{url}"' in resp.text  # what the member typed stays in the form
@@ -221,8 +248,9 @@ def test_delete_removes_the_post_from_the_lists(world: dict) -> None:
     assert _post(node, note["id"])["status"] == "withdrawn"
     assert f"/posts/{post['id']}" not in _listed(node)
     assert f"/posts/{post['id']}" not in _listed(node, "/posts")
-    # A late Create of the same post does not bring it back.
+    # A late Create of the same post does not bring it back, nor does a member's look-up.
     assert _send(world, orgb, peer.create(orgb, note)) == 202
+    assert _look_up(node, note["id"]).status_code == 400
     assert _post(node, note["id"])["status"] == "withdrawn"
 
 

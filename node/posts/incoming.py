@@ -12,7 +12,7 @@ from typing import Any
 from activitypub.model import RemoteObject
 from activitypub.origin import is_http_url, same_origin
 from activitypub.vocab import id_of, is_public
-from inbox.dereference import fetch_object
+from inbox.dereference import fetch_object, object_link
 from node.context import Node
 from node.db import new_id, now
 from node.objects import sanitize_html, store_model
@@ -102,13 +102,16 @@ async def look_up(node: Node, member_actor: str, url: str) -> dict:
     if known is not None and known["status"] not in ("withdrawn", "expired"):
         return known
     fetched = await fetch_object(node, url)
+    if fetched is None:  # a web page of the post, or a link that is not its id
+        ident = await object_link(node, url)
+        fetched = await fetch_object(node, ident) if ident else None
     if fetched is None:
         raise LookUpError("nothing usable at that address")
     model, raw = fetched
     if not is_offer_or_need(raw):
         raise LookUpError("not an offer or a need")
     stored = await store_remote_post(node, model, raw, Provenance.fetch(member_actor))
-    if stored is None:
+    if stored is None or stored["status"] in ("withdrawn", "expired"):
         raise LookUpError("not public, or withdrawn")
     return stored
 
