@@ -24,6 +24,7 @@ from PIL import Image
 
 from node.db import now
 from node.images import media_dir
+from tests.nodes import NodeProcess, csrf_from
 from tests.peers import RemotePeer
 from tests.test_mastodon_view import mastodon_status
 from tests.test_posts_federation import create, remote_post
@@ -300,3 +301,50 @@ async def test_a_member_removes_a_photo_and_erasure_deletes_the_files(app_node) 
     await delete_account(node, user_id)
     assert second not in stored_files(node)
     assert await node.db.fetch_val("SELECT COUNT(*) FROM posts") == 0
+
+
+# --- two real nodes ----------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_photos_and_languages_round_trip_between_two_nodes(tmp_path) -> None:
+    """Node B follows node A's organisation; A's admin posts a need in French and Dutch with a
+    phone photo; B lists it with both languages and shows the photo from A, without metadata."""
+    a = NodeProcess(tmp_path / "a", host="127.0.14.3", org="quartier").start()
+    b = NodeProcess(tmp_path / "b", host="127.0.14.4", org="voisins").start()
+    try:
+        a.login()
+        b.login()
+        assert b.admin_action("follow", target=a.handle).status_code == 303
+        b.wait_until("SELECT 1 FROM follows WHERE followee_uri = :a AND state = 'accepted'",
+                     {"a": a.org_uri})
+        page = a.client.get("/posts/new?kind=need")
+        resp = a.client.post("/posts/new?kind=need", data={
+            "csrf_token": csrf_from(page.text), "kind": "need", **FRENCH, **DUTCH,
+            "new_alt_0": "Le lit pliant"},
+            files={"new_photo_0": ("IMG_0001.jpg", jpeg_with_gps(), "image/jpeg")})
+        assert resp.status_code == 303, resp.text[:2000]
+        [row] = b.wait_until("SELECT * FROM posts WHERE remote = 1")
+        assert row["title"] == "Un lit pour deux nuits" and row["written_in"] == "fr"
+        assert json.loads(row["translations"])["nl"]["title"] == "Een bed voor twee nachten"
+
+        dutch = b.client.get(f"/posts/{row['id']}?lang=nl").text
+        assert '<h1 lang="nl">Een bed voor twee nachten</h1>' in dutch
+        english = b.client.get(f"/posts/{row['id']}?lang=en").text
+        assert '<h1 lang="fr">Un lit pour deux nuits</h1>' in english
+        assert "Written in French" in english
+        # The photo: shown by B from A, with its description and size, without metadata.
+        found = re.search(r'<img src="(http://127\.0\.14\.3:\d+/media/[0-9a-f]{32}\.jpg)" '
+                          r'alt="Le lit pliant" width="1600" height="1200" loading="lazy" '
+                          r'referrerpolicy="no-referrer">', english)
+        assert found, english
+        [stored] = b.query("SELECT model FROM objects WHERE uri = :u", {"u": row["uri"]})
+        [attachment] = json.loads(stored["model"])["attachments"]
+        assert attachment["width"] == 1600 and attachment["blurhash"]
+        served = httpx.get(found.group(1))
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        assert CAMERA not in served.content and b"Exif" not in served.content
+        with Image.open(io.BytesIO(served.content)) as image:
+            assert not image.getexif()
+    finally:
+        a.close()
+        b.close()
