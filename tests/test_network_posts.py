@@ -344,19 +344,23 @@ def test_the_network_view_filters_by_kind_category_language_place_and_distance(
              lat=50.802, lon=4.337, language="nl"),
         need(peer, orgb, "F-need-schaerbeek", category="childcare", place="Schaerbeek",
              lat=50.867, lon=4.378, language="en"),
-        # Only a name: its coordinates are the neighbourhood's centre.
+        # Only a name, in Dutch: the place is Saint-Gilles, at its centre.
         need(peer, orgb, "F-offer-saint-gilles", kind="offer", category="childcare",
-             place="Saint-Gilles", lat=None, language="fr"),
+             place="Sint-Gillis", lat=None, language="fr"),
     ]
     for note in posts:
         assert _send(world, orgb, peer.create(orgb, note)) == 202
     every = {p["name"] for p in posts}
+    placed = _post(node, posts[3]["id"])
+    assert (placed["neighbourhood"], placed["latitude"], placed["longitude"]) == (
+        "Saint-Gilles", 50.83, 4.34)
     assert _titles(node, "", every) == every
     assert _titles(node, "kind=offer", every) == {"F-offer-uccle", "F-offer-saint-gilles"}
     assert _titles(node, "category=childcare", every) == {"F-need-schaerbeek",
                                                           "F-offer-saint-gilles"}
     assert _titles(node, "language=nl", every) == {"F-offer-uccle"}
     assert _titles(node, "neighbourhood=Uccle", every) == {"F-offer-uccle"}
+    assert _titles(node, "neighbourhood=Saint-Gilles", every) == {"F-offer-saint-gilles"}
     # From Forest (50.81, 4.32): Uccle (50.80, 4.34) 1.8 km, Saint-Gilles (50.83, 4.34)
     # 2.6 km, Schaerbeek (50.87, 4.38) 7.9 km.
     assert _titles(node, "near=Forest&within=2", every) == {"F-need-forest", "F-offer-uccle"}

@@ -49,10 +49,13 @@ def within_clause(lat: float, lon: float, km: float) -> tuple[str, dict[str, flo
 
 
 def placed(fields: dict[str, Any], known: tuple[places.Place, ...]) -> dict[str, Any]:
-    """A remote post's place completed from the neighbourhood list: coordinates from a known
-    neighbourhood's name, or the name of the nearest neighbourhood from coordinates. Other
-    servers often give only one of the two; filters need both."""
-    lat, lon, name = fields.get("latitude"), fields.get("longitude"), fields.get("neighbourhood")
+    """A remote post's place completed from the neighbourhood list: the stored name of a place
+    written in the other language ("Vorst" is Forest), coordinates from a known neighbourhood's
+    name, or the name of the nearest neighbourhood from coordinates. Other servers often give
+    only one of the two; filters need both."""
+    lat, lon = fields.get("latitude"), fields.get("longitude")
+    name = places.canonical_name(fields.get("neighbourhood") or "")
+    fields = {**fields, "neighbourhood": name}
     if (lat is None or lon is None) and name:
         found = centre(known, name)
         if found is not None:
