@@ -104,6 +104,13 @@ async def test_a_post_in_french_and_dutch_federates_with_language_maps(app_node)
     page = (await client.get(f"/posts/{ident}?lang=en")).text
     assert '<h1 lang="fr">Un lit pour deux nuits</h1>' in page
     assert "Written in French" in page and "Een bed" not in page
+    # Cards in lists too: the title and first words in the reader's language, with the mark.
+    listing = (await client.get("/posts?lang=nl")).text
+    assert f'href="/posts/{ident}" lang="nl">Een bed voor twee nachten</a>' in listing
+    assert 'lang="nl">Een moeder en haar kind' in listing
+    listing = (await client.get("/posts?lang=en")).text
+    assert f'href="/posts/{ident}" lang="fr">Un lit pour deux nuits</a>' in listing
+    assert "Written in French" in listing
     # A French reader reads the original without a mark.
     page = (await client.get(f"/posts/{ident}?lang=fr")).text
     assert '<h1 lang="fr">Un lit pour deux nuits</h1>' in page and "Écrit en" not in page

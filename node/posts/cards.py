@@ -14,6 +14,7 @@ from activitypub.html import plain_text
 from node.context import Node
 from node.objects import load_model
 from node.posts import categories
+from node.posts.languages import shown as shown_text
 from node.timeline import Byline, ShownObject, bylines
 
 # About three lines of a phone screen: enough to know what is offered or asked.
@@ -74,7 +75,7 @@ async def cards(node: Node, posts: list[dict[str, Any]]) -> list[Card]:
     names = await bylines(node, posts)
     pictures = await first_pictures(node, posts)
     return [Card(post=p, by=names[p["id"]], category=categories.get(p["category"]),
-                 excerpt=excerpt(p["description_html"]), picture=pictures.get(p["id"]))
+                 excerpt=excerpt(shown_text(p).description_html), picture=pictures.get(p["id"]))
             for p in posts]
 
 
