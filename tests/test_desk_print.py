@@ -100,6 +100,10 @@ def test_the_printed_list_has_what_a_person_needs_and_no_menus(node, browser) ->
     left_out = ["Se connecter", "Nederlands", "Imprimée en", "Télécharger le PDF",
                 "Aller au contenu"]
     assert all(word in screen for word in left_out)
+    # The site's brand is the organisation's name as its admin edited it (not NODE_ORG_NAME).
+    assert re.search(r'class="brand"[^>]*>\s*CPAS de Saint-Gilles\s*<', screen)
+    home = httpx.get(f"{process.base}/", headers={"Accept": "text/html"}).text
+    assert "CPAS de Saint-Gilles" in home and "Voisins</" not in home
 
     context = browser.new_context(locale="fr-BE", base_url=process.base)
     page = context.new_page()
