@@ -106,6 +106,14 @@ async def test_a_card_shows_kind_category_excerpt_place_dates_and_author(site):
     assert "Schaarbeek" in text and "Elsene" in text and "Schaerbeek" not in text
     assert "Vraag" in page.text and "Maaltijd of voedsel" in page.text
     assert "van <time" in page.text
+    # The post page and the post form name places in the reader's language too; the form
+    # still sends the one stored name.
+    page = await client.get(f"/posts/{ids['need']}", headers={"Accept-Language": "nl"})
+    assert "<dd>Elsene</dd>" in page.text
+    await login(client, "ana@example.org")
+    form = await client.get("/posts/new?kind=need", headers={"Accept-Language": "nl"})
+    assert '<option value="Saint-Gilles">Sint-Gillis</option>' in form.text
+    client.cookies.clear()
 
 
 async def test_statuses_read_as_words_of_the_readers_language(site):
