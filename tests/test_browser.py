@@ -1,49 +1,43 @@
 """The web interface in a real headless Chromium (Debian's `chromium`, driven by Playwright)
-against a real node process: sign up, post a need, respond from a second account, accept,
-mark fulfilled, in French and in Dutch; the language switcher; form errors; keyboard use.
+against a real node process. The main journeys (post an offer, post a need on behalf of someone,
+respond, converse, accept, fulfil, report) in French, Dutch and English at 1280 and 360 pixels,
+every page on the way checked by axe-core (WCAG 2.1 A/AA and axe's best practices) and
+photographed under test-output/screenshots/; the language switcher; form errors; keyboard use
+and a visible focus on every element the keyboard reaches.
 
 Never `playwright install`: the browser is the system's /usr/bin/chromium (bin/test installs
 it). The tests skip, saying why, only when no Chromium can be found."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM_ARGS, PageChecker, axe_missing, chromium_path, new_context
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.nodes import NodeProcess
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PASSWORD = "browser test secret"
 # What each language says on the pages the flow goes through.
 WORDS = {
-    "fr": {"create": "Créer mon compte", "welcome": "Bienvenue ! Votre compte est prêt.",
-           "publish": "Publier", "send": "Envoyer ma réponse",
-           "accept": "Accepter cette réponse", "fulfil": "Marquer comme réalisée",
-           "confirm_fulfil": "Oui, la marquer comme réalisée",
-           "readers": "Qui peut lire cette conversation", "author_role": "auteur de l’annonce",
-           "fulfilled": "Réalisée", "accepted": "a été acceptée",
-           "new_response": "Nouvelle réponse",
-           "short": "Le mot de passe doit compter au moins 8 caractères.",
-           "post_need": "Publier un besoin"},
-    "nl": {"create": "Mijn account aanmaken", "welcome": "Welkom! Uw account is klaar.",
-           "publish": "Publiceren", "send": "Mijn antwoord verzenden",
-           "accept": "Dit antwoord aanvaarden", "fulfil": "Als vervuld markeren",
-           "confirm_fulfil": "Ja, als vervuld markeren",
-           "readers": "Wie dit gesprek kan lezen", "author_role": "auteur van het bericht",
-           "fulfilled": "Vervuld", "accepted": "werd aanvaard", "new_response": "Nieuw antwoord",
-           "short": "Het wachtwoord moet minstens 8 tekens tellen.",
-           "post_need": "Een vraag plaatsen"},
+    "fr": {"welcome": "Bienvenue\u202f! Votre compte est prêt.", "fulfilled": "Réalisée",
+           "readers": "Qui peut lire cette conversation", "accepted": "a été acceptée",
+           "new_response": "Nouvelle réponse", "create": "Créer mon compte",
+           "short": "Le mot de passe doit compter au moins 8 caractères."},
+    "nl": {"welcome": "Welkom! Uw account is klaar.", "fulfilled": "Vervuld",
+           "readers": "Wie dit gesprek kan lezen", "accepted": "werd aanvaard",
+           "new_response": "Nieuw antwoord", "create": "Mijn account aanmaken",
+           "short": "Het wachtwoord moet minstens 8 tekens tellen."},
+    "en": {"welcome": "Welcome! Your account is ready.", "fulfilled": "Fulfilled",
+           "readers": "Who can read this conversation", "accepted": "was accepted",
+           "new_response": "New response", "create": "Create my account",
+           "short": "The password needs at least 8 characters."},
 }
 
 
@@ -53,18 +47,12 @@ def rows_of(node: NodeProcess, sql: str, values: dict[str, Any] | None = None) -
         return pool.submit(node.query, sql, values).result()
 
 
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory) -> Iterator[NodeProcess]:
-    process = NodeProcess(tmp_path_factory.mktemp("browser-node"), host="127.0.0.4",
-                          org="quartier").start()
+    # Every member of the journeys signs up from this one address.
+    process = NodeProcess(tmp_path_factory.mktemp("browser-node"), host="127.0.18.4",
+                          org="quartier", NODE_RATE_SIGNUP_PER_ADDRESS="100/3600",
+                          NODE_RATE_SESSIONS_PER_ADDRESS="2000/600").start()
     yield process
     process.close()
 
@@ -84,141 +72,14 @@ def browser(node: NodeProcess):
         browser.close()
 
 
-def new_page(browser, node: NodeProcess, locale: str):
+def new_page(browser, node: NodeProcess, locale: str, width: int = 360):
     """A fresh browser profile whose Accept-Language is `locale`."""
-    context = browser.new_context(locale={"fr": "fr-BE", "nl": "nl-BE"}.get(locale, locale),
-                                  base_url=node.base, viewport={"width": 360, "height": 740})
-    context.set_default_timeout(15000)
-    return context.new_page()
-
-
-UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
-  .filter(e => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
-  .map(e => e.name || e.id)"""
-
-
-# WCAG 2 contrast of every visible piece of text against the first opaque background behind it.
-LOW_CONTRAST = """() => {
-  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
-  const lum = ([r, g, b]) => {
-    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-  };
-  const background = el => {
-    for (; el; el = el.parentElement) {
-      const c = rgb(getComputedStyle(el).backgroundColor);
-      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
-    }
-    return [255, 255, 255];
-  };
-  const bad = [];
-  for (const el of document.querySelectorAll('body *')) {
-    const text = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-    const box = el.getBoundingClientRect();
-    if (!text || box.width === 0 || box.height === 0 || el.closest('.visually-hidden, .skip'))
-      continue;
-    const a = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
-    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    if (ratio < 4.5) bad.push(el.tagName + ' ' + el.textContent.trim().slice(0, 30) + ' '
-                             + ratio.toFixed(2));
-  }
-  return bad;
-}"""
+    return new_context(browser, node.base, locale, width).new_page()
 
 
 FOCUS_RING = """() => { const el = document.activeElement, s = getComputedStyle(el);
   return [el.tagName + ' ' + el.textContent.trim().slice(0, 20), s.outlineStyle,
           parseFloat(s.outlineWidth)]; }"""
-
-
-def assert_accessible_form(page) -> None:
-    """Every field has a label, every text has a 4.5:1 contrast, and the page fits a 360 px
-    phone screen without sideways scrolling."""
-    assert page.evaluate(UNLABELLED) == [], page.url
-    assert page.evaluate(LOW_CONTRAST) == [], page.url
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), \
-        page.url
-
-
-def sign_up(page, email: str, name: str, words: dict[str, str]) -> None:
-    page.goto("/signup")
-    assert_accessible_form(page)
-    page.get_by_label(re.compile("^(E-mail|Email)$")).fill(email)
-    page.locator("#display_name").fill(name)
-    page.locator("#password").fill(PASSWORD)
-    page.locator("#confirm").fill(PASSWORD)
-    page.get_by_role("button", name=words["create"]).click()
-    page.wait_for_url(re.compile(r"/account(\?welcome=1)?$"))
-    assert words["welcome"] in page.get_by_role("status").inner_text()
-
-
-@pytest.mark.parametrize("lang", ["fr", "nl"])
-def test_need_answered_accepted_and_fulfilled_in_the_browser(browser, node, lang):
-    words = WORDS[lang]
-    author = new_page(browser, node, lang)
-    sign_up(author, f"author-{lang}@example.org", f"Auteur {lang}", words)
-    assert author.locator("html").get_attribute("lang") == lang
-
-    # Post a need, from the link on the home page.
-    author.goto("/")
-    author.get_by_role("link", name=words["post_need"]).click()
-    author.wait_for_url(re.compile(r"/posts/new\?kind=need$"))
-    assert_accessible_form(author)
-    author.locator("#category").select_option("food")
-    author.locator("#title").fill(f"Soupe pour quatre ({lang})")
-    author.locator("#description").fill("Une famille de quatre cherche un **repas** chaud.")
-    author.locator("#neighbourhood").select_option("Saint-Gilles")
-    author.get_by_role("button", name=words["publish"], exact=True).click()
-    author.wait_for_url(re.compile(r"/posts/[0-9a-f]+(\?.*)?$"))
-    post_url = author.url.split("?")[0]
-    assert f"Soupe pour quatre ({lang})" in author.locator("h1").inner_text()
-    assert author.locator(".content strong").inner_text() == "repas"
-
-    # A second member answers it.
-    helper = new_page(browser, node, lang)
-    sign_up(helper, f"helper-{lang}@example.org", f"Aidant {lang}", words)
-    helper.goto(post_url)
-    assert_accessible_form(helper)
-    helper.locator("#message").fill("Je peux apporter de la soupe dimanche.")
-    helper.get_by_role("button", name=words["send"]).click()
-    helper.wait_for_load_state()
-
-    # The author sees a notification with the unread count, then accepts the response.
-    author.goto("/notifications")
-    assert_accessible_form(author)
-    assert words["new_response"] in author.locator("main").inner_text()
-    assert author.locator("header .badge").inner_text().startswith("1")
-    author.goto(post_url + "/responses")
-    assert "Je peux apporter de la soupe dimanche." in author.locator("main").inner_text()
-    author.get_by_role("button", name=words["accept"]).click()
-    author.wait_for_load_state()
-    # Closing asks first, on a page of its own (no JavaScript).
-    author.get_by_role("button", name=words["fulfil"]).first.click()
-    author.wait_for_load_state()
-    assert_accessible_form(author)
-    author.get_by_role("button", name=words["confirm_fulfil"]).click()
-    author.wait_for_load_state()
-    author.goto(post_url)
-    assert words["fulfilled"] in author.locator(".status").inner_text()
-
-    # The helper is told, in their language; their settings page is usable on a phone too.
-    helper.goto("/account")
-    assert_accessible_form(helper)
-    helper.goto("/notifications")
-    assert words["accepted"] in helper.locator("main").inner_text()
-    # The conversation says who reads it, and the acceptance is written in the helper's language.
-    helper.goto("/posts/mine")
-    helper.get_by_role("link", name=f"Soupe pour quatre ({lang})").first.click()
-    helper.wait_for_load_state()
-    readers = helper.locator(".readers").inner_text()
-    assert words["readers"] in readers and f"Auteur {lang}" in readers
-    assert words["author_role"] in readers
-    assert words["accepted"] in helper.locator(".messages").inner_text()
-    rows = rows_of(node, "SELECT status FROM posts WHERE title = :t",
-                      {"t": f"Soupe pour quatre ({lang})"})
-    assert rows == [{"status": "fulfilled"}]
-    author.context.close()
-    helper.context.close()
 
 
 def test_language_switcher_form_errors_and_keyboard(browser, node):
@@ -258,4 +119,206 @@ def test_language_switcher_form_errors_and_keyboard(browser, node):
         page.keyboard.press("Tab")
         ring = page.evaluate(FOCUS_RING)
         assert ring[1] != "none" and ring[2] >= 2, ring
+    page.context.close()
+
+
+# --- the main journeys, every page checked by axe ---------------------------------------------
+
+def log_in(page, email: str, password: str = PASSWORD) -> None:
+    page.goto("/login")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    page.locator("form[action^='/login'] button[type=submit]").click()
+    page.wait_for_load_state()
+
+
+def join(browser, node, lang: str, width: int, email: str, name: str, check=None):
+    """A new member, signed up through the form (checked by axe when `check` is given)."""
+    page = new_page(browser, node, lang, width)
+    page.goto("/signup")
+    if check:
+        check(page, "signup")
+    page.locator("#email").fill(email)
+    page.locator("#display_name").fill(name)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("#confirm").fill(PASSWORD)
+    page.locator("form[action^='/signup'] button[type=submit]").click()
+    page.wait_for_load_state()
+    assert re.search(r"/account(\?welcome=1)?$", page.url), page.locator("main").inner_text()
+    assert WORDS[lang]["welcome"] in page.get_by_role("status").inner_text()
+    return page
+
+
+def publish(page, kind: str, title: str, category: str, place: str, check=None,
+            proxied: bool = False) -> str:
+    page.goto(f"/posts/new?kind={kind}")
+    if check:
+        check(page, f"new-{kind}")
+    page.locator("#category").select_option(category)
+    page.locator("#title").fill(title)
+    page.locator("#description").fill("Pour une famille du quartier, **ce soir** si possible.")
+    page.locator("#neighbourhood").select_option(place)
+    if proxied:
+        page.locator("input[name=proxied][value='1']").check()
+        page.locator("#beneficiary_notes").fill("Madame R., à joindre par l'assistante sociale")
+    page.locator("form[action^='/posts/new'] button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/posts/[0-9a-f]+(\?.*)?$"))
+    return page.url.split("?")[0]
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+@pytest.mark.parametrize("lang", ["fr", "nl", "en"])
+def test_main_journeys_pass_axe_on_every_page(browser, node, lang, width):
+    """Post an offer, post a need on behalf of someone, respond, converse, accept, fulfil,
+    report; every page on the way passes axe-core's WCAG 2.1 A/AA rules."""
+    if axe_missing():
+        pytest.skip(axe_missing())
+    words = WORDS[lang]
+    checker = PageChecker(lang, width)
+    check = checker.check
+    tag = f"{lang}{width}"
+
+    # Someone not signed in looks around.
+    visitor = new_page(browser, node, lang, width)
+    visitor.goto("/")
+    check(visitor, "home")
+    assert visitor.locator("html").get_attribute("lang") == lang
+    # The language switcher names each language in that language, and says so.
+    for code in ("fr", "nl", "en"):
+        assert visitor.locator(f"nav.languages a[hreflang={code}]").get_attribute("lang") == code
+    visitor.goto("/login")
+    check(visitor, "login")
+    visitor.goto(f"/groups/{node.org}")
+    check(visitor, "organisation")
+    visitor.goto(f"/groups/{node.org}/impact")
+    check(visitor, "impact")
+    visitor.goto("/nothing-here")
+    check(visitor, "error")
+    visitor.context.close()
+
+    # A neighbour joins and offers a bed.
+    helper = join(browser, node, lang, width, f"helper-{tag}@example.org", f"Aidant {tag}",
+                  check)
+    check(helper, "settings")
+    offer_url = publish(helper, "offer", f"Un lit pour une nuit ({tag})", "housing",
+                        "Saint-Gilles", check)
+    check(helper, "post-offer")
+    assert helper.locator(".content strong").inner_text() == "ce soir"  # Markdown, rendered
+
+    # A coordinator (made one by the admin) posts a need for a person without an account.
+    coordinator = join(browser, node, lang, width, f"coord-{tag}@example.org", f"Coord {tag}")
+    admin = new_page(browser, node, lang, width)
+    log_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin.goto("/account/members")
+    check(admin, "members")
+    row = admin.locator("tr", has_text=f"coord-{tag}@example.org")
+    row.locator("select").select_option("coordinator")
+    row.locator("form[action$='/role'] button").click()
+    admin.wait_for_load_state()
+    need_title = f"Un repas chaud ({tag})"
+    need_url = publish(coordinator, "need", need_title, "food", "Schaerbeek", check, proxied=True)
+    check(coordinator, "post-need")
+
+    # The neighbour finds it through the filters and responds.
+    helper.goto("/posts?kind=need&category=food")
+    check(helper, "posts-filtered")
+    helper.get_by_role("link", name=re.compile(re.escape(need_title))).first.click()
+    helper.wait_for_url(need_url)
+    check(helper, "post-respond")
+    helper.locator("#message").fill("Je peux apporter une soupe ce soir.")
+    helper.locator("form[action$='/respond'] button").click()
+    helper.wait_for_load_state()
+    assert re.search(r"/responses/[0-9a-f]+$", helper.url), helper.locator("main").inner_text()
+    check(helper, "conversation")
+    conversation_url = helper.url
+
+    # The coordinator is told, reads the responses, converses, accepts and closes the need.
+    coordinator.goto("/notifications")
+    check(coordinator, "notifications")
+    assert words["new_response"] in coordinator.locator("main").inner_text()
+    assert coordinator.locator("header .badge").inner_text().startswith("1")
+    coordinator.goto(need_url + "/responses")
+    check(coordinator, "responses")
+    coordinator.goto(conversation_url)
+    coordinator.locator("#message").fill("Merci ! Vers 19 h, ça vous va ?")
+    coordinator.locator(f"form[action='{conversation_url.split(node.base)[1]}'] button").click()
+    coordinator.wait_for_load_state()
+    helper.goto(conversation_url)
+    assert "19 h" in helper.locator(".messages").inner_text()
+    readers = helper.locator(".readers").inner_text()
+    assert words["readers"] in readers and f"Coord {tag}" in readers
+    coordinator.goto(need_url + "/responses")
+    coordinator.locator("form[action$='/accept'] button").click()
+    coordinator.wait_for_load_state()
+    coordinator.goto(need_url)
+    coordinator.locator("form:has(input[value=fulfil]) button").click()
+    coordinator.wait_for_url(re.compile(r"/status\?action=fulfil$"))
+    check(coordinator, "confirm")
+    coordinator.locator("form[method=post] button.danger").click()
+    coordinator.wait_for_load_state()
+    assert rows_of(node, "SELECT status FROM posts WHERE title = :t",
+                   {"t": need_title}) == [{"status": "fulfilled"}]
+    coordinator.goto(need_url)
+    assert words["fulfilled"] in coordinator.locator(".status").inner_text()
+    helper.goto("/notifications")
+    check(helper, "notifications-helper", screenshot=False)
+    assert words["accepted"] in helper.locator("main").inner_text()
+
+    # The neighbour reports the offer they saw (any member may report).
+    helper.goto(f"/report?target={offer_url}")
+    check(helper, "report")
+    helper.locator("#reason").fill("Test: ce message est un doublon.")
+    helper.locator("form[action='/report'] button").click()
+    helper.wait_for_load_state()
+    check(helper, "report-sent", screenshot=False)
+
+    # The admin's pages.
+    admin.goto("/admin")
+    check(admin, "admin")
+    admin.goto("/moderation")
+    check(admin, "moderation")
+    admin.goto("/impact")
+    check(admin, "impact-node")
+    for page in (helper, coordinator, admin):
+        page.context.close()
+    checker.assert_clean()
+
+
+# The focused element, where it is on the screen, and the outline it is drawn with.
+FOCUSED = """() => { const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el), r = el.getBoundingClientRect();
+  return {what: el.tagName + ' ' + (el.textContent || el.name || '').trim().slice(0, 30)
+                + ' ' + (el.getAttribute('href') || ''),
+          style: s.outlineStyle, width: parseFloat(s.outlineWidth),
+          x: r.left, y: r.top, w: r.width, h: r.height}; }"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_every_element_the_keyboard_reaches_on_the_home_page_shows_its_focus(browser, node,
+                                                                            width):
+    """Tab through the whole home page: each stop has an outline of at least 2 px, and the
+    pixels around it change when the focus leaves it (the ring is really drawn, not hidden
+    under something or clipped)."""
+    page = new_page(browser, node, "nl", width)
+    page.goto("/")
+    reached: list[str] = []
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        focus = page.evaluate(FOCUSED)
+        if focus is None or focus["what"] in reached:
+            break  # back at the start
+        reached.append(focus["what"])
+        assert focus["style"] != "none" and focus["width"] >= 2, focus
+        margin = 6
+        clip = {"x": max(focus["x"] - margin, 0), "y": max(focus["y"] - margin, 0),
+                "width": min(focus["w"] + 2 * margin, width),
+                "height": focus["h"] + 2 * margin}
+        with_ring = page.screenshot(clip=clip)
+        page.evaluate("window.__was = document.activeElement; document.activeElement.blur()")
+        without_ring = page.screenshot(clip=clip)
+        page.evaluate("window.__was.focus()")
+        assert with_ring != without_ring, f"no visible focus on {focus['what']}"
+    # The skip link, the menu, the languages and the page's own links were all reached.
+    assert len(reached) >= 8, reached
     page.context.close()
