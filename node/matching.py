@@ -55,8 +55,11 @@ DEFAULT_FREQUENCY = AT_ONCE
 # The nearest fitting posts whose authors are told of a new post, and that its author is told
 # of: a busy category must not turn one post into hundreds of notifications.
 TELL_AT_MOST = 20
-# The best matches a post page shows.
+# The best matches a post page shows, and how far it counts them ("more than 50").
 SHOWN = 5
+COUNTED_AT_MOST = 50
+# The circles (km) matching looks in before the whole radius, nearest first.
+WIDENING_KM = (1.0, 2.0)
 # The most a digest lists (the rest wait for the next one).
 DIGEST_AT_MOST = 50
 OTHER_KIND = {"need": "offer", "offer": "need"}
@@ -75,7 +78,7 @@ def _has_place(post: Row) -> bool:
 
 def _fit_query(node: Node, post: Row, *, local_only: bool = False, public_only: bool = False,
                exclude_user: str | None = None, hidden: frozenset[str] = frozenset(),
-               ) -> tuple[str, str, dict[str, Any]] | None:
+               km: float | None = None) -> tuple[str, str, dict[str, Any]] | None:
     """The posts that fit `post`, as (FROM-WHERE clause, squared-distance expression, values),
     or None when nothing can fit (a post of no kind, or with no place)."""
     other = OTHER_KIND.get(str(post.get("kind")))
@@ -113,7 +116,7 @@ def _fit_query(node: Node, post: Row, *, local_only: bool = False, public_only: 
         values.update(names)
     if _has_place(post):
         lat, lon = float(post["latitude"]), float(post["longitude"])
-        km = node.settings.match_radius_km
+        km = min(km or node.settings.match_radius_km, node.settings.match_radius_km)
         circle, near = nearby.within_clause(lat, lon, km)
         radius = km / nearby.KM_PER_DEGREE  # in degrees of latitude
         values.update(near)
@@ -143,37 +146,54 @@ async def fitting(node: Node, post: Row, *, limit: int, local_only: bool = False
                   public_only: bool = False, exclude_user: str | None = None,
                   hidden: frozenset[str] = frozenset()) -> list[dict]:
     """The open posts that fit `post`, nearest first (then newest), at most `limit`; none by
-    an actor in `hidden`."""
-    query = _fit_query(node, post, local_only=local_only, public_only=public_only,
-                       exclude_user=exclude_user, hidden=hidden)
-    if query is None:
-        return []
-    clause, distance, values = query
-    return await node.db.fetch_all(
-        f"SELECT *, {distance} AS distance2 {clause} "
-        "ORDER BY distance2, created_at DESC LIMIT :limit", {**values, "limit": limit})
+    an actor in `hidden`. Looked for in widening circles: when the nearest circle holds
+    `limit` of them they are the nearest of all, and a dense city never reads the thousands
+    of rows a whole radius holds (bench/matching.py)."""
+    radius = node.settings.match_radius_km
+    steps = [km for km in WIDENING_KM if km < radius] + [radius] if _has_place(post) \
+        else [radius]
+    rows: list[dict] = []
+    for km in steps:
+        query = _fit_query(node, post, local_only=local_only, public_only=public_only,
+                           exclude_user=exclude_user, hidden=hidden, km=km)
+        if query is None:
+            return []
+        clause, distance, values = query
+        rows = await node.db.fetch_all(
+            f"SELECT *, {distance} AS distance2 {clause} "
+            "ORDER BY distance2, created_at DESC LIMIT :limit", {**values, "limit": limit})
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 async def count_fitting(node: Node, post: Row, *, public_only: bool = False,
-                        hidden: frozenset[str] = frozenset()) -> int:
+                        hidden: frozenset[str] = frozenset(), at_most: int = 1000) -> int:
+    """How many posts fit, counted up to `at_most` (a page says "more than" past it)."""
     query = _fit_query(node, post, public_only=public_only, hidden=hidden)
     if query is None:
         return 0
     clause, _, values = query
-    return int(await node.db.fetch_val(f"SELECT COUNT(*) {clause}", values) or 0)
+    return int(await node.db.fetch_val(
+        f"SELECT COUNT(*) FROM (SELECT 1 {clause} LIMIT :most) AS fits",
+        {**values, "most": at_most}) or 0)
 
 
-async def best_matches(node: Node, post: Row, reader: dict | None) -> tuple[list[dict], int]:
+async def best_matches(node: Node, post: Row, reader: dict | None
+                       ) -> tuple[list[dict], int, bool]:
     """What a post page shows: the best fitting posts the reader may see (public ones for a
-    visitor, never one by an actor hidden from them) and how many fit in all."""
+    visitor, never one by an actor hidden from them), how many fit (counted up to
+    COUNTED_AT_MOST) and whether more than that do."""
     if post.get("status") != "open":
-        return [], 0
+        return [], 0, False
     public_only = reader is None
     hidden = frozenset(await hidden_from(node, reader["id"] if reader else None))
     shown = await fitting(node, post, limit=SHOWN, public_only=public_only, hidden=hidden)
     if len(shown) < SHOWN:
-        return shown, len(shown)
-    return shown, await count_fitting(node, post, public_only=public_only, hidden=hidden)
+        return shown, len(shown), False
+    total = await count_fitting(node, post, public_only=public_only, hidden=hidden,
+                                at_most=COUNTED_AT_MOST + 1)
+    return shown, min(total, COUNTED_AT_MOST), total > COUNTED_AT_MOST
 
 
 # --- preferences -------------------------------------------------------------------------------

@@ -90,11 +90,28 @@ async def test_a_visitor_sees_public_matches_only(node):
     need = await stored(node, "need", category="childcare")
     public = await stored(node, "offer", category="childcare")
     await stored(node, "offer", category="childcare", visibility="local")
-    shown, total = await matching.best_matches(node, need, None)
-    assert [r["id"] for r in shown] == [public["id"]] and total == 1
+    shown, total, more = await matching.best_matches(node, need, None)
+    assert [r["id"] for r in shown] == [public["id"]] and total == 1 and not more
     member = {"id": "nobody-blocked"}
-    shown, total = await matching.best_matches(node, need, member)
-    assert total == 2 and len(shown) == 2
+    shown, total, more = await matching.best_matches(node, need, member)
+    assert total == 2 and len(shown) == 2 and not more
+
+
+async def test_nearest_first_and_a_count_that_stops_at_fifty(node):
+    """The widening circles give the nearest of all, and the page counts up to 50."""
+    need = await stored(node, "need", category="language")
+    near = [await stored(node, "offer", category="language", title=f"near {n}")
+            for n in range(matching.SHOWN)]
+    farther = await stored(node, "offer", category="language", place=(50.83, 4.35),
+                           neighbourhood="Saint-Gilles")
+    for n in range(matching.COUNTED_AT_MOST):
+        await stored(node, "offer", category="language", place=ANDERLECHT,
+                     neighbourhood="Anderlecht")
+    shown, total, more = await matching.best_matches(node, need, None)
+    assert {r["id"] for r in shown} == {p["id"] for p in near}
+    assert total == matching.COUNTED_AT_MOST and more
+    found = await matching.fitting(node, need, limit=matching.SHOWN + 1)
+    assert found[-1]["id"] == farther["id"]  # 3.1 km: found past the first circles
 
 
 async def told(node, user_id: str) -> list[tuple[str, dict]]:

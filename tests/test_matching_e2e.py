@@ -152,6 +152,18 @@ def test_a_local_need_tells_fitting_offers_as_each_member_chose(tmp_path):
         # And the offer's page shows the need, in the offer author's language.
         assert "1 need near you fits this offer" in olivia.get(f"/posts/{room}").text
 
+        # The reverse: a new offer that fits the need tells its author at once, and the
+        # offer's author of the need.
+        bed = post(person("bea"), "offer", title="Un lit d’appoint", **{
+            **OFFER, "neighbourhood": "Saint-Gilles", "languages": ["fr"]})
+        kinds = [(r["kind"], json.loads(r["payload"])) for r in told(node, "nadia@n.example")]
+        assert kinds[-1][0] == "offer_fits_need"
+        assert kinds[-1][1]["mine"] == "Un lit pour deux nuits"
+        assert kinds[-1][1]["url"].endswith(f"/posts/{bed}")
+        [(kind, payload)] = [(r["kind"], json.loads(r["payload"]))
+                             for r in told(node, "bea@n.example")]
+        assert kind == "matches_found" and payload["num"] == 1 and payload["kind"] == "offer"
+
         # A second need fits Dirk's sofa too: his digest will hold both.
         post(nadia, "need", title="Un canapé pour une nuit", category="housing",
              neighbourhood="Forest", languages=["fr"])

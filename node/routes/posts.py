@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from activitypub.vocab import AS_CONTEXT
-from node import errors, notifications
+from node import errors, matching, notifications
 from node.actors import by_username
 from node.desk import for_post_form, for_post_page, new_post_defaults
 from node.i18n import N_, current_locale
@@ -186,6 +186,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
         form=typed or {}, late=late, post_side=await parties.post_side(node, post),
         needed=None if post["remote"] else await responses.still_needed(node, post),
         can_respond=user is not None and not answers and not late and not mine,
+        matches=await matching.best_matches(node, post, user),
         pictures=await post_photos.pictures(node, post))
 
 
