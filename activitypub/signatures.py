@@ -71,15 +71,18 @@ def sign_request(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     now: float | None = None,
+    digest: str | None = None,
 ) -> dict[str, str]:
-    """Headers for a signed request: Host, Date, Digest (with a body) and Signature."""
+    """Headers for a signed request: Host, Date, Digest (with a body) and Signature. `digest`:
+    the body's Digest header when the caller made it already (a fan-out sends one body to
+    every host)."""
     host, path = _target(url)
     out = {k: v for k, v in (headers or {}).items()}
     out["Host"] = host
     out["Date"] = formatdate(now if now is not None else time.time(), usegmt=True)
     signed = list(GET_HEADERS)
     if body is not None:
-        out["Digest"] = digest_header(body)
+        out["Digest"] = digest or digest_header(body)
         signed.append("digest")
         if any(k.lower() == "content-type" for k in out):
             signed.append("content-type")

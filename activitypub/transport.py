@@ -1,9 +1,16 @@
-"""Outgoing HTTP: signed GETs and POSTs over one pooled httpx client, with the limits a public
-server needs (address checks, redirects, an overall deadline per request, bounded reads)."""
+"""Outgoing HTTP: signed GETs over one pooled httpx client, signed deliveries (POSTs) over one
+aiohttp session, with the limits a public server needs (address checks, redirects, an overall
+deadline per request, bounded reads).
+
+Why two clients: a fan-out sends one POST to each of thousands of hosts, and httpx's connection
+pool looks at every pooled connection for every request; bench/http_clients.py measured about
+six times the CPU per POST of aiohttp's connector, which keeps its connections by host (README,
+"Delivery client"). Both resolve through the same checked, pinned resolution (PinnedBackend)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import socket
@@ -12,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import aiohttp
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from activitypub.signatures import SigningKey, sign_request
+from activitypub.signatures import SigningKey, digest_header, sign_request
 from activitypub.vocab import ACTIVITY_JSON, LD_JSON
 
 USER_AGENT = "entraide-node/0.1 (+ActivityPub)"
@@ -160,6 +169,38 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+class PinnedResolver(AbstractResolver):
+    """aiohttp's name resolution through PinnedBackend: aiohttp connects only to addresses the
+    policy checked, so a DNS answer that changes after the check (rebinding) is never used. An
+    IP literal skips resolvers in aiohttp; `Transport.check_url` checks it before each request."""
+
+    def __init__(self, backend: PinnedBackend) -> None:
+        self.backend = backend
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return [{"hostname": host, "host": address, "port": port,
+                 "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}
+                for address in await self.backend.resolve(host, port)]
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class EncodedActivity:
+    """An activity's body and its Digest header, made once for all of its deliveries."""
+
+    body: bytes
+    digest: str
+
+    @classmethod
+    def of(cls, activity: dict[str, Any]) -> EncodedActivity:
+        body = json.dumps(activity, ensure_ascii=False).encode()
+        return cls(body, digest_header(body))
+
+
 class Transport:
     def __init__(
         self,
@@ -193,8 +234,30 @@ class Transport:
             headers={"User-Agent": USER_AGENT},
         )
 
+        self._timeout = timeout
+        # The delivery session, made in the event loop that uses it (aiohttp binds to one).
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _delivery_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._session_loop is not loop:
+            connector = aiohttp.TCPConnector(resolver=PinnedResolver(self.backend), limit=1024)
+            session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, connect=min(self._timeout, 5.0),
+                                              sock_read=self._timeout),
+                headers={"User-Agent": USER_AGENT},
+            )
+            self._session, self._session_loop = session, loop
+        return session
+
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._session is not None and not self._session.closed:
+            with contextlib.suppress(RuntimeError):  # made in a loop that is gone
+                await self._session.close()
 
     def scheme_for(self, host: str) -> str:
         """WebFinger and handles carry no scheme: https, or http where the node allows it."""
@@ -290,10 +353,39 @@ class Transport:
         return resp.json()
 
     async def post_activity(
-        self, url: str, key: SigningKey, activity: dict[str, Any], deadline: float | None = None
+        self, url: str, key: SigningKey, activity: dict[str, Any] | EncodedActivity,
+        deadline: float | None = None,
     ) -> Response:
-        body = json.dumps(activity, ensure_ascii=False).encode()
-        return await self.request(
-            "POST", url, key=key, body=body,
-            headers={"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT}, deadline=deadline,
-        )
+        """Deliver an activity: one signed POST, never redirected, within `deadline` seconds
+        (default: the transport's timeout) from resolving to the answer's last byte."""
+        encoded = activity if isinstance(activity, EncodedActivity) else \
+            EncodedActivity.of(activity)
+        limit = self.deadline if deadline is None else deadline
+        try:
+            async with asyncio.timeout(limit):
+                return await self._post(url, key, encoded)
+        except TimeoutError as exc:
+            raise FetchError(f"{url} timed out: no complete answer within {limit:g} s") from exc
+
+    async def _post(self, url: str, key: SigningKey, encoded: EncodedActivity) -> Response:
+        await self.check_url(url)
+        headers = sign_request("POST", url, key, body=encoded.body, digest=encoded.digest,
+                               headers={"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT})
+        try:
+            async with self._delivery_session().post(
+                url, data=encoded.body, headers=headers, allow_redirects=False
+            ) as resp:
+                declared = resp.content_length
+                if declared is not None and declared > self.max_bytes:
+                    raise FetchError(f"{url} answered more than {self.max_bytes} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FetchError(f"{url} answered more than {self.max_bytes} bytes")
+                    chunks.append(chunk)
+                return Response(resp.status, httpx.Headers(list(resp.headers.items())),
+                                b"".join(chunks), url)
+        except aiohttp.ClientError as exc:
+            raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc

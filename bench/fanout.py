@@ -24,10 +24,12 @@ from bench.harness import (
     bulk_insert,
     database,
     free_port,
+    machine_limits,
     node_env,
     peak_rss_mb,
+    print_limits,
     reset_peak_rss,
-    rsa_rates,
+    versus,
 )
 from bench.sink import address
 from node.actors import by_username
@@ -78,6 +80,7 @@ async def _measure(node: Node, org, sender: str, env: dict[str, str] | None = No
     procs = await _worker_processes(env or {}, processes) if processes else []
     reset_peak_rss()
     base_rss = peak_rss_mb()
+    cpu = time.process_time()
     start = time.perf_counter()
     queued = await publish(node, org, activity)
     published = time.perf_counter() - start
@@ -92,6 +95,7 @@ async def _measure(node: Node, org, sender: str, env: dict[str, str] | None = No
             break
         await asyncio.sleep(0.05)
     delivered_in = time.perf_counter() - start
+    cpu = time.process_time() - cpu  # this process: publishing and, in-process, the worker
     if procs:
         rss = max(peak_rss_mb(p.pid) for p in procs)
         for proc in procs:
@@ -103,7 +107,7 @@ async def _measure(node: Node, org, sender: str, env: dict[str, str] | None = No
         task.cancel()
     states = await node.db.fetch_all(
         "SELECT state, COUNT(*) AS n FROM deliveries GROUP BY state")
-    return {"queued": queued, "publish_s": published, "total_s": delivered_in,
+    return {"queued": queued, "publish_s": published, "total_s": delivered_in, "cpu_s": cpu,
             "rss_mb": rss, "states": {r["state"]: r["n"] for r in states}}
 
 
@@ -125,7 +129,9 @@ async def _prepare(env: dict[str, str], followers: int, hosts: int, sink_port: i
 
 async def _deliver(env: dict[str, str], concurrency: int, sink_url: str, processes: int
                    ) -> dict:
-    settings = dataclasses.replace(load_settings(env), worker_concurrency=concurrency)
+    settings = load_settings(env)
+    if concurrency:  # else the production default (Settings.worker_concurrency)
+        settings = dataclasses.replace(settings, worker_concurrency=concurrency)
     node = Node.create(settings)
     await node.start()
     try:
@@ -140,7 +146,7 @@ async def _deliver(env: dict[str, str], concurrency: int, sink_url: str, process
     return result
 
 
-def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None:
+def run_one(kind: str, url: str, followers: int, args, limits: dict[str, float]) -> None:
     hosts = max(1, followers // args.per_host)
     sink_port = free_port(address(0))
     with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
@@ -164,11 +170,12 @@ def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None
             sink.wait(timeout=10)
     sink_count = r["sink"]
     rate = sink_count["deliveries"] / r["total_s"] if r["total_s"] else 0
+    cpu = "" if args.processes else \
+        f"CPU {r['cpu_s'] / max(1, sink_count['deliveries']) * 1e6:5.0f} µs/delivery  "
     print(f"  {kind:8} followers={followers:>7} hosts={hosts:>6} queued={r['queued']:>6} "
           f"publish={r['publish_s'] * 1000:7.1f}ms deliver-all={r['total_s']:6.2f}s "
-          f"{rate:6.0f} deliveries/s  {'worker RSS' if args.processes else '+RSS'}="
-          f"{r['rss_mb']:.0f}MB  "
-          f"delivery/sign = 1:{sign_rate / rate if rate else float('nan'):.0f}", flush=True)
+          f"{rate:6.0f} deliveries/s  {cpu}{'worker RSS' if args.processes else '+RSS'}="
+          f"{r['rss_mb']:.0f}MB  [{versus(rate, limits, 'sign', 'hello')}]", flush=True)
     print(f"           sink: {sink_count['deliveries']} received, {sink_count['hosts']} hosts, "
           f"{sink_count['duplicates']} duplicates, {sink_count['bad_signatures']} bad "
           f"signatures; queue: {r['states']}")
@@ -177,20 +184,20 @@ def run_one(kind: str, url: str, followers: int, args, sign_rate: float) -> None
 def main() -> None:
     args = arguments(__doc__, "1000,10000",
                      per_host=(int, 10, "followers per host (hosts = followers / per-host)"),
-                     concurrency=(int, 64, "deliveries in flight in the in-process worker"),
+                     concurrency=(int, 0, "local slots of the in-process worker (default: "
+                                 "the production default, Settings.worker_concurrency)"),
                      processes=(int, 0, "deliver with this many `python -m node worker` "
                                 "processes (16 in flight each) instead of one in-process worker"))
-    sign_rate, verify_rate = rsa_rates()
-    print(f"fan-out of one post; raw RSA-2048 on this machine: sign {sign_rate:,.0f}/s, "
-          f"verify {verify_rate:,.0f}/s (one core)")
+    limits = machine_limits()
+    print_limits(limits)
+    print("fan-out of one post")
     for kind in args.db:
         for size in args.sizes:
             with database(kind) as url:
                 if url is None:
                     break
-                run_one(kind, url, size, args, sign_rate)
+                run_one(kind, url, size, args, limits)
 
 
 if __name__ == "__main__":
     main()
-

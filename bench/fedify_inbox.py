@@ -109,12 +109,12 @@ def _measure(pgid: int, port: int, warm: list[bytes], batch: list[bytes],
                {k: v for k, v in statuses.items() if k != 202})
 
 
-def node_arm(env: dict[str, str], url: str, port: int, peer: RemotePeer, warm: list[bytes],
-             batch: list[bytes], concurrency: int) -> Arm:
+def node_arm(env: dict[str, str], port: int, peer: RemotePeer, warm: list[bytes],
+             batch: list[bytes], concurrency: int, tree: Path = REPO) -> Arm:
     def stored() -> int:
-        return asyncio.run(_count_notes(url, peer.base))
+        return asyncio.run(_count_notes(env["NODE_DATABASE_URL"], peer.base))
 
-    with NodeServer(env, f"http://{HOST}:{port}") as server:
+    with NodeServer(env, f"http://{HOST}:{port}", tree=tree) as server:
         assert server.proc is not None
         return _measure(server.proc.pid, port, warm, batch, concurrency, stored)
 
@@ -160,7 +160,9 @@ def main() -> None:
     args = arguments(__doc__, "1000",
                      count=(int, 3000, "signed Creates per arm and round"),
                      rounds=(int, 3, "alternating rounds (medians are printed)"),
-                     concurrency=(int, 32, "requests in flight"))
+                     concurrency=(int, 32, "requests in flight"),
+                     baseline=(str, "", "another checkout of the node (e.g. a git worktree of "
+                               "an older commit) run as a third arm on the same data"))
     limits = machine_limits(HOST)
     print_limits(limits)
     peer = RemotePeer(PEER_HOST).start()
@@ -174,27 +176,36 @@ def main() -> None:
             with contextlib.ExitStack() as stack:
                 urls = {kind: stack.enter_context(database(kind)) for kind in args.db}
                 urls = {kind: url for kind, url in urls.items() if url is not None}
+                # The baseline gets a database of its own: the same batch must be new to it.
+                variants = ("node", "baseline") if args.baseline else ("node",)
                 envs = {}
                 recipient = ""
-                for kind, url in urls.items():
-                    env = node_env(url, f"http://{HOST}:{port}", tmp / kind, NODE_RUN_WORKER="0",
-                                   NODE_RATE_INBOX_PER_ADDRESS="off",
-                                   NODE_RATE_INBOX_PER_HOST="off")
-                    recipient = asyncio.run(prepare_node(env, args.sizes[0]))
-                    envs[kind] = env
+                for kind in urls:
+                    for variant in variants:
+                        url = urls[kind] if variant == "node" else \
+                            stack.enter_context(database(kind))
+                        env = node_env(url, f"http://{HOST}:{port}", tmp / f"{variant}-{kind}",
+                                       NODE_RUN_WORKER="0", NODE_RATE_INBOX_PER_ADDRESS="off",
+                                       NODE_RATE_INBOX_PER_HOST="off")
+                        recipient = asyncio.run(prepare_node(env, args.sizes[0]))
+                        envs[variant, kind] = env
                 for round_no in range(1, args.rounds + 1):
                     print(f"  round {round_no} (load average {os.getloadavg()[0]:.1f})",
                           flush=True)
-                    for kind, url in urls.items():
+                    for kind in urls:
                         warm = signed_batch(peer, actors, inbox, recipient, SENDERS)
                         batch = signed_batch(peer, actors, inbox, recipient, args.count)
                         arms = {
                             f"node {kind}": functools.partial(
-                                node_arm, envs[kind], url, port, peer, warm, batch,
+                                node_arm, envs["node", kind], port, peer, warm, batch,
                                 args.concurrency),
                             f"fedify ({kind})": functools.partial(
                                 fedify_arm, port, tmp, warm, batch, args.concurrency),
                         }
+                        if args.baseline:
+                            arms[f"baseline {kind}"] = functools.partial(
+                                node_arm, envs["baseline", kind], port, peer, warm, batch,
+                                args.concurrency, Path(args.baseline))
                         # Which arm goes first alternates from round to round.
                         for name in sorted(arms, reverse=round_no % 2 == 0):
                             arm = arms[name]()
@@ -217,6 +228,13 @@ def main() -> None:
         pairs = list(zip(results[f"node {kind}"], results[f"fedify ({kind})"], strict=True))
         rate = statistics.median(n.rate / f.rate for n, f in pairs if f.rate)
         cpu = statistics.median(f.cpu_per_activity / n.cpu_per_activity for n, f in pairs)
+        if f"baseline {kind}" in results:
+            pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
+            faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)
+            lighter = statistics.median(b.cpu_per_activity / n.cpu_per_activity
+                                        for n, b in pairs)
+            print(f"  node on {kind} / baseline: {faster:.2f}x activities/s, {lighter:.2f}x "
+                  "less CPU per activity")
         print(f"RATIO node on {kind} / Fedify: {rate:.2f}x activities/s, {cpu:.2f}x less CPU "
               f"per activity (medians of per-round ratios)")
 

@@ -105,10 +105,12 @@ def node_env(database_url: str, base_url: str, data_dir: Path, **extra: str) -> 
 class NodeServer:
     """`python -m node serve` in its own process group, as production would run it."""
 
-    def __init__(self, env: dict[str, str], base_url: str, workers: int = 1) -> None:
+    def __init__(self, env: dict[str, str], base_url: str, workers: int = 1,
+                 tree: Path = REPO) -> None:
         self.env = env
         self.base = base_url
         self.workers = workers
+        self.tree = tree  # another checkout (a baseline) runs its own code on the same data
         self.proc: subprocess.Popen | None = None
         self.log = Path(env["NODE_DATA_DIR"]) / "node.log"
 
@@ -116,7 +118,7 @@ class NodeServer:
         Path(self.env["NODE_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node", "serve", "--workers", str(self.workers)],
-            cwd=REPO, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+            cwd=self.tree, env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -466,3 +468,46 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:
             total += int(fields[11]) + int(fields[12])
     return total / tick
+
+
+async def open_loop(address: tuple[str, int], request: bytes, rate: float, duration: float,
+                    connections: int = 64) -> tuple[list[float], dict[int, int], float]:
+    """An open-loop client: request n is DUE at start + n/rate whether or not earlier answers
+    came back, and its latency is counted from that due time (a closed loop, which waits for
+    an answer before sending the next, hides every stall: coordinated omission). Up to
+    `connections` keep-alive connections send what is due. Returns latencies, statuses and
+    the rate actually achieved."""
+    due_times: asyncio.Queue[float | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(*address)
+        try:
+            while (due := await due_times.get()) is not None:
+                try:
+                    writer.write(request)
+                    status = await _read_response(reader)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    statuses[0] = statuses.get(0, 0) + 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(*address)
+                    continue
+                latencies.append(time.perf_counter() - due)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    start = time.perf_counter()
+    total = int(rate * duration)
+    for n in range(total):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        due_times.put_nowait(due)
+    for _ in workers:
+        due_times.put_nowait(None)
+    await asyncio.gather(*workers)
+    return latencies, statuses, len(latencies) / (time.perf_counter() - start)

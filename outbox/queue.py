@@ -11,6 +11,7 @@ never crowds out the others.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,6 +30,9 @@ class Job:
     attempts: int
     # The host's last delivery failed (from any worker): it gets one request at a time.
     failing: bool = False
+    # The host's health as the claim found it (outbox/hosts.py): no look-up per job.
+    unavailable: bool = False
+    last_failure_at: float | None = None
 
 
 async def enqueue(node: Node, activity_uri: str, sender_id: str, inboxes: list[str]) -> int:
@@ -88,10 +92,14 @@ async def claim(
         " ) ranked WHERE place <= quota ORDER BY next_attempt_at LIMIT :n"
         ") RETURNING id, activity_uri, sender_id, inbox_url, host, attempts, EXISTS ("
         " SELECT 1 FROM hosts h WHERE h.host = deliveries.host"
-        " AND h.last_failure_at > COALESCE(h.last_success_at, 0)) AS failing",
+        " AND h.last_failure_at > COALESCE(h.last_success_at, 0)) AS failing,"
+        " (SELECT h.unavailable FROM hosts h WHERE h.host = deliveries.host) AS unavailable,"
+        " (SELECT h.last_failure_at FROM hosts h WHERE h.host = deliveries.host)"
+        " AS last_failure_at",
         values,
     )
-    return [Job(**{**row, "failing": bool(row["failing"])}) for row in rows]
+    return [Job(**{**row, "failing": bool(row["failing"]),
+                   "unavailable": bool(row["unavailable"])}) for row in rows]
 
 
 async def complete(node: Node, job: Job) -> None:
@@ -100,6 +108,17 @@ async def complete(node: Node, job: Job) -> None:
         "locked_until = NULL, last_error = NULL WHERE id = :i",
         {"t": now(), "i": job.id},
     )
+
+
+async def complete_many(node: Node, job_ids: Iterable[int]) -> dict[int, bool]:
+    """`complete` for many jobs in ONE statement (the worker's group commit)."""
+    names = {f"i{n}": ident for n, ident in enumerate(job_ids)}
+    await node.db.execute(
+        "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = :t, "
+        f"locked_until = NULL, last_error = NULL WHERE id IN ({', '.join(':' + k for k in names)})",
+        {"t": now(), **names},
+    )
+    return {ident: True for ident in names.values()}
 
 
 async def fail(node: Node, job: Job, error: str, permanent: bool = False) -> str:

@@ -18,12 +18,13 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from activitypub.transport import FetchError
+from activitypub.transport import EncodedActivity, FetchError
 from node.actors import LocalActor, by_id, signing_key
 from node.context import Node
-from node.db import now
+from node.db import GroupCommit, now
 from node.moderation.account_data import erase_key_when_sent
 from node.policy import is_blocked
 from outbox import hosts, queue
@@ -35,6 +36,18 @@ IDLE_WAIT = 1.0
 # under the usual 1024 open files, and far above what a few bad hosts can fill (one request
 # each while they fail).
 MAX_OPEN_REQUESTS = 512
+
+
+SENDER_TTL = 5.0  # seconds a sender's row (its key) is reused without reading it again
+
+
+async def _gone_with_key(node: Node, actor_ids: Iterable[str]) -> dict[str, bool]:
+    """Which of these senders are deleted accounts whose key still waits to be erased."""
+    names = {f"a{n}": ident for n, ident in enumerate(actor_ids)}
+    rows = await node.db.fetch_all(
+        "SELECT actor_id FROM gone_actors WHERE key_erased_at IS NULL AND actor_id IN "
+        f"({', '.join(':' + k for k in names)})", names)
+    return {row["actor_id"]: True for row in rows}
 
 
 def _permanent(status: int) -> bool:
@@ -68,7 +81,17 @@ class DeliveryWorker:
         self.lease = 2 * node.settings.delivery_timeout + 5
         # A stored activity never changes, and a fan-out sends the same one to every host:
         # parse it once (bench/README.md).
-        self.payloads: dict[str, dict] = {}
+        self.payloads: dict[str, EncodedActivity] = {}
+        # Senders read once per SENDER_TTL, not once per job (a fan-out has one sender).
+        self.senders: dict[str, tuple[float, LocalActor]] = {}
+        # Group commit of what every delivery writes or asks afterwards: under load, one
+        # statement serves every delivery that ended meanwhile (node/db.GroupCommit).
+        self.completed: GroupCommit[int, bool] = GroupCommit(
+            lambda ids: queue.complete_many(node, ids))
+        self.hosts_up: GroupCommit[str, bool] = GroupCommit(
+            lambda names: hosts.record_successes(node, names))
+        self.gone_senders: GroupCommit[str, bool] = GroupCommit(
+            lambda ids: _gone_with_key(node, ids))
 
     async def run(self) -> None:
         log.info("delivery worker %s started", self.id)
@@ -141,10 +164,13 @@ class DeliveryWorker:
                 await queue.fail(self.node, job, f"internal error: {exc!r}")
         # A deleted account's key lives only until its last signed delivery is done.
         async with self.local_slots:
-            await erase_key_when_sent(self.node, job.sender_id)
+            if await self.gone_senders(job.sender_id) and \
+                    await erase_key_when_sent(self.node, job.sender_id):
+                self.senders.pop(job.sender_id, None)
 
-    async def _activity(self, uri: str) -> dict | None:
-        """The activity as it is sent (without bto/bcc), from a small per-worker cache."""
+    async def _activity(self, uri: str) -> EncodedActivity | None:
+        """The activity as it is sent (without bto/bcc), encoded with its digest once for all
+        its deliveries, from a small per-worker cache."""
         if uri in self.payloads:
             return self.payloads[uri]
         payload = await self.node.db.fetch_val(
@@ -157,8 +183,8 @@ class DeliveryWorker:
             activity.pop(hidden, None)
         if len(self.payloads) >= 256:
             self.payloads.pop(next(iter(self.payloads)))
-        self.payloads[uri] = activity
-        return activity
+        encoded = self.payloads[uri] = EncodedActivity.of(activity)
+        return encoded
 
     async def _deliver(self, job: queue.Job) -> None:
         node = self.node
@@ -182,37 +208,45 @@ class DeliveryWorker:
         async with self.local_slots:
             await self._record(job, resp.status, resp.body)
 
-    async def _prepare(self, job: queue.Job) -> tuple[dict, LocalActor] | None:
+    async def _prepare(self, job: queue.Job) -> tuple[EncodedActivity, LocalActor] | None:
         """The activity and its sender, or None when the job is settled without sending."""
         node = self.node
         if await is_blocked(node, job.host):
             await queue.fail(node, job, "the domain is blocked by this node", permanent=True)
             return None
-        row = await node.db.fetch_one(
-            "SELECT last_failure_at, unavailable FROM hosts WHERE host = :h", {"h": job.host}
-        )
-        if row and row["unavailable"] and now() - (row["last_failure_at"] or 0) < \
+        if job.unavailable and now() - (job.last_failure_at or 0) < \
                 hosts.UNAVAILABLE_RETRY * node.settings.backoff_scale:
             await queue.postpone(
                 node, job,
-                (row["last_failure_at"] or now())
+                (job.last_failure_at or now())
                 + hosts.UNAVAILABLE_RETRY * node.settings.backoff_scale,
             )
             return None
         activity = await self._activity(job.activity_uri)
-        sender = await by_id(node, job.sender_id)
+        sender = await self._sender(job.sender_id)
         if activity is None or sender is None:
             await queue.fail(node, job, "activity or sender no longer exists", permanent=True)
             return None
         return activity, sender
+
+    async def _sender(self, actor_id: str) -> LocalActor | None:
+        cached = self.senders.get(actor_id)
+        if cached is not None and now() - cached[0] < SENDER_TTL:
+            return cached[1]
+        sender = await by_id(self.node, actor_id)
+        if sender is not None:
+            if len(self.senders) >= 256:
+                self.senders.pop(next(iter(self.senders)))
+            self.senders[actor_id] = (now(), sender)
+        return sender
 
     async def _record(self, job: queue.Job, status: int, body: bytes) -> None:
         node = self.node
         # A host that answers a 4xx is up: only 5xx, 408 and 429 count against it.
         self._outcome(job.host, failed=not (200 <= status < 300 or _permanent(status)))
         if 200 <= status < 300:
-            await queue.complete(node, job)
-            await hosts.record_success(node, job.host)
+            await self.completed(job.id)
+            await self.hosts_up(job.host)
             log.debug("delivered %s to %s", job.activity_uri, job.inbox_url)
             return
         reason = f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
