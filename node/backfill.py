@@ -128,8 +128,7 @@ async def _take(node: Node, followed: str, outbox: str, item: Any, seen: set[str
         fields = wire.from_note(model, raw)
     except wire.NotAPost:
         return
-    if followed not in (fields["org_uri"], fields["attributed_to"]):
-        return  # someone else's post on the same server: not what was followed
+    # Someone else's post on the same server is not what was followed: provenance.py says so.
     known = await queries.get_post_by_uri(node, ident)
     closed = fields["status"] not in queries.LISTED or (
         fields["ends_at"] is not None and fields["ends_at"] < now())
