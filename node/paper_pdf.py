@@ -12,8 +12,9 @@ from pathlib import Path
 from fpdf import FPDF
 
 from node.actors import LocalActor
-from node.i18n import _, format_date
+from node.i18n import _, current_locale, format_date
 from node.posts import categories
+from node.posts.places import local_name
 
 # A font with the glyphs of every language of the node (’, narrow no-break space, Cyrillic,
 # Turkish…): Debian's DejaVu (fonts-dejavu-core, also pulled by chromium). Without it the PDF
@@ -124,7 +125,8 @@ def build(desk: Desk, posts: list[dict], qr_pngs: dict[str, bytes], printed_on: 
         pdf.write_block(post["title"], TITLE, bold=True, width=text_width)
         category = categories.get(post["category"])
         meta = " · ".join(v for v in (_(category.label) if category else "",
-                                      post["neighbourhood"], dates_of(post)) if v)
+                                      local_name(post["neighbourhood"], current_locale()),
+                                      dates_of(post)) if v)
         pdf.write_block(meta, BODY, width=text_width)
         description = post["text"]
         if len(description) > MAX_DESCRIPTION:

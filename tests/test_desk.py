@@ -284,6 +284,10 @@ async def test_paper_list_and_pdf(served) -> None:
                              ("neighbourhood=Uccle", False)):
             text = (await anonymous.get(f"/groups/voisins/paper?{query}")).text
             assert ("Winter coat size 40" in text) is shown, query
+        # In Dutch: the words and the place names (Sint-Gillis) of a Dutch reader.
+        dutch = (await anonymous.get("/groups/voisins/paper?lang=nl&category=clothes")).text
+        assert f"Om te antwoorden: bel {PHONE} en geef de referentie {ref}." in dutch
+        assert "Sint-Gillis" in dutch and "Kleding" in dutch
         # The organisation's page links to the paper list and the impact page.
         group = (await anonymous.get("/groups/voisins", headers={"Accept": "text/html"})).text
         assert "/groups/voisins/paper" in group and "/groups/voisins/impact" in group
@@ -294,7 +298,11 @@ async def test_paper_list_and_pdf(served) -> None:
         text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
         assert "Winter coat size 40" in text and "Coffee and a chat" not in text
         assert f"Pour répondre, appelez le {PHONE} et donnez la référence {ref}." in text
-        assert "Voisins solidaires" in text and "Besoin" in text
+        assert "Voisins solidaires" in text and "Besoin" in text and "Saint-Gilles" in text
+        dutch = PdfReader(io.BytesIO((await anonymous.get(
+            "/groups/voisins/paper.pdf?lang=nl&category=clothes")).content))
+        dutch_text = " ".join(" ".join(p.extract_text().split()) for p in dutch.pages)
+        assert "Sint-Gillis" in dutch_text and f"geef de referentie {ref}." in dutch_text
         assert reader.pages[0].mediabox.width == pytest.approx(595.28, abs=0.5)  # A4
         # The QR code printed beside the post opens the post.
         zxingcpp = pytest.importorskip("zxingcpp")
