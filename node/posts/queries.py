@@ -95,9 +95,3 @@ async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[lis
         {**values, "n": PAGE_SIZE, "o": (max(filters.page, 1) - 1) * PAGE_SIZE},
     )
     return rows, int(total or 0)
-
-
-async def beneficiary_notes(node: Node, post_id: str) -> str:
-    row = await node.db.fetch_one(
-        "SELECT notes FROM beneficiary_notes WHERE post_id = :p", {"p": post_id})
-    return row["notes"] if row else ""
