@@ -16,7 +16,7 @@ from inbox.context import ActivityRejected, InboxContext
 from node.context import Node
 from node.objects import get_object, store_model
 from node.posts import incoming as posts_incoming
-from node.posts.provenance import Provenance
+from node.posts.provenance import Provenance, followed_here
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,8 @@ async def keep(node: Node, model: RemoteObject) -> None:
 
 
 async def followed_locally(node: Node, actor: str) -> bool:
-    rows = await node.db.fetch_all(
-        "SELECT follower_uri FROM follows WHERE followee_uri = :a AND state = 'accepted'",
-        {"a": actor},
-    )
-    return any(node.is_local(r["follower_uri"]) for r in rows)
+    # The same test as for offers and needs (node/posts/provenance.py): one query, one rule.
+    return await followed_here(node, actor)
 
 
 async def _replies_to_us(node: Node, model: RemoteObject) -> bool:
