@@ -19,9 +19,8 @@ from tests.test_ui_pages import OFFER, text_of
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 NNBSP = "\u202f"
 FRENCH = i18n.TRANSLATIONS_DIR / "fr" / "LC_MESSAGES"
-# Catalogues whose French this interface work owns; the other feature catalogues are checked by
-# their own authors (test_every_french_catalogue_entry... lists what they still miss).
-SWEPT = ("messages.po", "ui.po")
+# Every French catalogue: the main one and each feature's.
+SWEPT = sorted(p.name for p in FRENCH.glob("*.po"))
 # A colon, semicolon, exclamation or question mark that ends a clause, with no narrow no-break
 # space before it (never in a link or a time: "https://", "10:30").
 BARE_MARK = re.compile(r"(?:[^\s\u202f/]|^)[ \u00a0]?[;!?:](?=$|\s|[\"”»)])")

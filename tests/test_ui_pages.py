@@ -15,6 +15,7 @@ import pytest_asyncio
 from PIL import Image
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.test_authoring import jpeg_with_gps, send_form
 from tests.test_posts_pages import NEED, csrf, login, member, post_form
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -231,4 +232,25 @@ async def test_the_admins_follow_error_is_in_the_readers_language(site):
         assert resp.status_code == 400
         assert words in resp.text, resp.text[-2000:]
         assert "invalid handle" not in resp.text.lower()
+    client.cookies.clear()
+
+
+async def test_a_post_with_a_photo_shows_it_on_its_card_and_one_without_shows_none(site):
+    node, client, ids = site
+    await login(client, "ana@example.org")
+    resp = await send_form(client, "/posts/new?kind=offer", {
+        **OFFER, "kind": "offer", "title": "Un lit pliant à donner", "new_alt_0": "Le lit plié"},
+        {"new_photo_0": ("IMG_0001.jpg", jpeg_with_gps((800, 600)), "image/jpeg")})
+    assert resp.status_code == 303, resp.text[-1500:]
+    with_photo = resp.headers["location"].rsplit("/", 1)[-1]
+    page = await client.get("/posts?kind=offer")
+    cards = {re.search(r'href="/posts/(\w+)"', c).group(1): c for c in re.findall(
+        r'<article class="card .*?</article>', page.text, flags=re.S)}
+    picture = re.search(r'<img class="card-picture" src="(/media/[0-9a-f]{32}\.jpg)" '
+                        r'alt="Le lit plié"', cards[with_photo])
+    assert picture is not None, cards[with_photo]
+    assert (await client.get(picture.group(1))).headers["content-type"] == "image/jpeg"
+    assert "card-picture" not in cards[ids["offer"]]
+    home = await client.get("/")
+    assert picture.group(1) in home.text
     client.cookies.clear()

@@ -11,22 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from activitypub.html import plain_text
+from activitypub.origin import is_http_url
 from node.context import Node
 from node.objects import load_model
-from node.posts import categories
+from node.posts import categories, photos
 from node.posts.languages import shown as shown_text
+from node.posts.photos import Picture
 from node.timeline import Byline, ShownObject, bylines
 
 # About three lines of a phone screen: enough to know what is offered or asked.
 EXCERPT_CHARS = 180
 _BLOCK_END = re.compile(r"</(p|li|h[1-6]|blockquote|pre)>|<br\s*/?>", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
-
-
-@dataclass(frozen=True)
-class Picture:
-    url: str
-    alt: str
 
 
 @dataclass(frozen=True)
@@ -49,24 +45,29 @@ def excerpt(description_html: str, limit: int = EXCERPT_CHARS) -> str:
 
 
 async def first_pictures(node: Node, posts: list[dict[str, Any]]) -> dict[str, Picture]:
-    """The first image attached to each post (by post id), read from the post's Note as this
-    node stores it (node/objects.py): ours as published, another node's as received. The one
-    place a card asks for a picture, so that photos added to posts show on every list."""
-    if not posts:
-        return {}
-    names = {f"u{i}": p["uri"] for i, p in enumerate(posts)}
+    """The first picture of each post that has one (by post id): ours from the post's photos
+    (node/posts/photos.py), another server's from its Note as received (http(s) images only,
+    none behind a content warning)."""
+    found: dict[str, Picture] = {}
+    for post in posts:
+        own = photos.photos_of(post) if not post["remote"] else []
+        if own:
+            found[post["id"]] = Picture(own[0].path, own[0].alt, own[0].width, own[0].height)
+    remote = {f"u{i}": p["uri"] for i, p in enumerate(
+        p for p in posts if p["remote"] and not p.get("content_warning"))}
+    if not remote:
+        return found
     rows = await node.db.fetch_all(
         "SELECT uri, payload, model, local, deleted FROM objects "
-        f"WHERE uri IN ({', '.join(':' + n for n in names)})", names)
+        f"WHERE uri IN ({', '.join(':' + n for n in remote)})", remote)
     by_uri = {p["uri"]: p["id"] for p in posts}
-    found: dict[str, Picture] = {}
     for row in rows:
         model = load_model(row)
         if model is None or model.has_warning:
             continue
-        image = next((a for a in model.attachments if a.is_image and a.url), None)
-        if image is not None and image.url.startswith(("https://", "http://", "/")):
-            found[by_uri[row["uri"]]] = Picture(image.url, image.alt)
+        image = next((a for a in model.attachments if a.is_image and is_http_url(a.url)), None)
+        if image is not None:
+            found[by_uri[row["uri"]]] = Picture(image.url, image.alt, image.width, image.height)
     return found
 
 
