@@ -114,7 +114,7 @@ async def subscribe(node: Node, url: str) -> Relay:
         except (FetchError, ValueError) as exc:
             log.info("relay %s: %s", url, exc)
             raise RelayError("no_actor") from exc
-        if remote.uri != url and not same_origin(remote.uri, url):
+        if not same_origin(remote.uri, url):
             raise RelayError("no_actor")
         actor, inbox = remote.uri, remote.delivery_inbox
     me = await instance_actor(node)

@@ -1,7 +1,8 @@
 """Relays, end to end: two real nodes subscribe to a real LitePub relay (PyPI `activityrelay`,
 run from its own virtualenv: tests/litepub_relay.py), one by the relay's actor (LitePub style),
 the other by its inbox (Mastodon style); a need posted on A reaches B through the relay's
-Announce and leaves B when A withdraws it. A hostile peer then plays a relay and a stranger:
+Announce, becomes a need in B's lists, tells the member of B whose offer fits it, and leaves B
+when A withdraws it. A hostile peer then plays a relay and a stranger:
 what they announce or forward changes nothing unless the origin confirms it."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tests.hostile import HostilePeer
 from tests.litepub_relay import RelayProcess
 from tests.nodes import NodeProcess, csrf_from
 from tests.test_e2e_posts import add_member, post_id_of, signed_in
+from tests.test_matching_e2e import post, told
+from tests.test_notifications_e2e import member
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +32,12 @@ def subscribe(node: NodeProcess, url: str) -> httpx.Response:
     return node.client.post("/admin/relays/subscribe", data={"csrf_token": token, "url": url})
 
 
-def relay_state(node: NodeProcess, url: str, state: str, timeout: float = 30) -> dict:
+def relay_state(node: NodeProcess, url: str, state: str, timeout: float = 60) -> dict:
     return node.wait_until("SELECT * FROM relays WHERE url = :u AND state = :s",
                            {"u": url, "s": state}, timeout=timeout)[0]
 
 
-def wait_for(check, what: str, timeout: float = 30) -> None:
+def wait_for(check, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -73,34 +76,43 @@ def test_a_need_travels_through_a_litepub_relay_and_is_withdrawn(relay, nodes):
     # The relay follows /actor back; each node accepted it (it was refused before relays).
     for node in (a, b):
         node.wait_until("SELECT 1 FROM follows WHERE follower_uri = :r AND followee_uri = :m "
-                        "AND state = 'accepted'", {"r": relay.actor, "m": f"{node.base}/actor"})
+                        "AND state = 'accepted'", {"r": relay.actor, "m": f"{node.base}/actor"},
+                        timeout=60)
     subscribers = httpx.get(f"{relay.base}/followers").json()["items"]
     assert {f"{a.base}/actor", f"{b.base}/actor"} <= set(subscribers)
     page = a.client.get("/admin/relays", headers={"Accept-Language": "fr"}).text
     assert relay.actor in page and "abonné" in page and "relais LitePub" in page
 
-    # A member of A posts a need; it reaches B by the relay's Announce, fetched from A.
+    # A member of B offers a room nearby; a member of A posts a need that fits it. The need
+    # reaches B by the relay's Announce, fetched from A, and B's member is told.
+    helper = member(b, "olivia@b.example")
+    post(helper, "offer", title="A room in Forest", category="housing", neighbourhood="Forest",
+         languages=["fr", "en"])
     add_member(a, "amina@a.example", "amina")
     author = signed_in(a, "amina@a.example")
     form = author.get("/posts/new?kind=need")
     resp = author.post("/posts/new?kind=need", data={
         "csrf_token": csrf_from(form.text), "kind": "need", "category": "housing",
         "title": "A bed for three nights", "description": "For a young man arriving Friday.",
-        "neighbourhood": "Anderlecht", "capacity": "1", "unit": "night", "urgency": "3",
+        "neighbourhood": "Saint-Gilles", "capacity": "1", "unit": "night", "urgency": "3",
         "languages": ["fr", "en"]})
     assert resp.status_code == 303, resp.text
     a_id = post_id_of(resp.headers["location"])
     post_uri = f"{a.base}/posts/{a_id}"
     announced = b.wait_until(
         "SELECT payload FROM inbox_log WHERE type = 'Announce' AND actor_uri = :r",
-        {"r": relay.actor}, timeout=40)
+        {"r": relay.actor}, timeout=60)
     assert any(json.loads(r["payload"])["object"] == post_uri for r in announced)
-    row = b.wait_until("SELECT * FROM posts WHERE uri = :u", {"u": post_uri}, timeout=40)[0]
+    row = b.wait_until("SELECT * FROM posts WHERE uri = :u", {"u": post_uri}, timeout=60)[0]
     assert row["remote"] == 1 and row["kind"] == "need" and row["status"] == "open"
     assert row["title"] == "A bed for three nights"
     reader = httpx.Client(base_url=b.base, timeout=10, headers={"Accept-Language": "en"})
     wait_for(lambda: "A bed for three nights" in reader.get("/posts?scope=network").text,
              "the need listed in B's /posts")
+    b.wait_until("SELECT 1 FROM notifications n JOIN users u ON u.id = n.user_id "
+                 "WHERE u.email = 'olivia@b.example' AND n.kind = 'need_fits_offer'")
+    [fits] = told(b, "olivia@b.example")
+    assert json.loads(fits["payload"])["title"] == "A bed for three nights"
 
     # A withdraws it: the Delete goes through the relay, B checks it with A and withdraws it.
     page = author.get(f"/posts/{a_id}")
@@ -108,7 +120,7 @@ def test_a_need_travels_through_a_litepub_relay_and_is_withdrawn(relay, nodes):
         "csrf_token": csrf_from(page.text), "action": "withdraw", "confirm": "yes"})
     assert resp.status_code == 303, resp.text
     b.wait_until("SELECT 1 FROM posts WHERE uri = :u AND status <> 'open'", {"u": post_uri},
-                 timeout=40)
+                 timeout=60)
     wait_for(lambda: "A bed for three nights" not in reader.get("/posts?scope=network").text,
              "the need gone from B's /posts")
 
@@ -127,6 +139,7 @@ def test_a_need_travels_through_a_litepub_relay_and_is_withdrawn(relay, nodes):
     assert f"{b.base}/actor" in httpx.get(f"{relay.base}/followers").json()["items"]
     author.close()
     reader.close()
+    helper.close()
 
 
 # --- hostile peers -------------------------------------------------------------------------
@@ -182,6 +195,24 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
         relay, "Accept", {"id": follow["id"], "type": "Follow"})).status_code == 202
     relay_state(node, relay.uri, "subscribed")
 
+    # A relay that refuses, and an inbox that cannot take the Follow: each shown as it stands.
+    closed = fake_relay.add_actor("closed", kind="Application")
+    assert subscribe(node, closed.uri).status_code == 303
+    wait_for(lambda: [f for f in fake_relay.received_of("Follow") if f["object"] == closed.uri],
+             "the second Follow")
+    [second] = [f for f in fake_relay.received_of("Follow") if f["object"] == closed.uri]
+    deliver(node, fake_relay, closed, fake_relay.activity(
+        closed, "Reject", {"id": second["id"], "type": "Follow"}))
+    relay_state(node, closed.uri, "refused")
+    dead = f"{fake_relay.base}/closed/inbox"  # answers 405: the Follow is given up at once
+    assert subscribe(node, dead).status_code == 303
+    node.wait_until("SELECT 1 FROM deliveries WHERE inbox_url = :i AND state = 'failed'",
+                    {"i": dead})
+    page = node.client.get("/admin/relays").text
+    assert "refusé par le relais" in page and "relais Mastodon" in page and "HTTP 405" in page
+    assert node.query("SELECT style, state FROM relays WHERE url = :u", {"u": dead}) == [
+        {"style": "mastodon", "state": "failed"}]
+
     # A stranger following /actor is refused with a Reject, not followed.
     assert fake_relay.post(stranger, inbox, fake_relay.activity(
         stranger, "Follow", f"{node.base}/actor")).status_code == 202
@@ -232,7 +263,7 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
     wait_for(lambda: any(a["object"].get("content", "").find("Open on Sunday") >= 0
                          for a in fake_relay.received_of("Create")), "the note at the relay")
     token = csrf_from(node.client.get("/admin/relays").text)
-    relay_id = node.query("SELECT id FROM relays")[0]["id"]
+    relay_id = node.query("SELECT id FROM relays WHERE url = :u", {"u": relay.uri})[0]["id"]
     assert node.client.post("/admin/relays/unsubscribe", data={
         "csrf_token": token, "relay": str(relay_id), "confirm": "yes"}).status_code == 303
     wait_for(lambda: fake_relay.received_of("Undo"), "the Undo at the relay")
