@@ -355,3 +355,37 @@ def test_photos_and_languages_round_trip_between_two_nodes(tmp_path) -> None:
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.e2e
+def test_fedify_reads_both_languages_and_the_photo(tmp_path) -> None:
+    """An independent implementation (the suite's Fedify peer, which re-reads every activity
+    through its own JSON-LD model) gets the name and content in French and Dutch, French first,
+    and the photo as an Image with its type, size and description."""
+    from tests.test_fedify_peer import FedifyPeer  # skips when Node.js or Fedify is missing
+
+    node = NodeProcess(tmp_path / "node", host="127.0.14.5", org="voisins").start()
+    peer = FedifyPeer(tmp_path, host="127.0.14.6")
+    try:
+        node.login()
+        peer.control("follow", handle=node.handle)
+        node.wait_until("SELECT 1 FROM follows WHERE follower_uri = :p AND state = 'accepted'",
+                        {"p": peer.actor_uri})
+        token = csrf_from(node.client.get("/posts/new?kind=need").text)
+        resp = node.client.post("/posts/new?kind=need", data={
+            "csrf_token": token, "kind": "need", **FRENCH, **DUTCH, "new_alt_0": "Le lit"},
+            files={"new_photo_0": ("IMG_0001.jpg", jpeg_with_gps(), "image/jpeg")})
+        assert resp.status_code == 303, resp.text[:2000]
+        note = peer.wait_for("inbox", type="Create", actor=node.org_uri)["activity"]["object"]
+        assert list(note["contentMap"]) == ["fr", "nl"]
+        assert "un lit" in note["contentMap"]["fr"] and "een bed" in note["contentMap"]["nl"]
+        assert note["nameMap"] == {"fr": "Un lit pour deux nuits",
+                                   "nl": "Een bed voor twee nachten"}
+        image = note["attachment"]
+        image = image[0] if isinstance(image, list) else image
+        assert image["type"] == "Image" and image["mediaType"] == "image/jpeg"
+        assert (image["width"], image["height"]) == (1600, 1200) and image["name"] == "Le lit"
+        assert image["url"].startswith(f"{node.base}/media/")
+    finally:
+        peer.close()
+        node.close()
