@@ -58,11 +58,15 @@ class DeskRow:
     responses: int
     last_activity: float
     posted_by: str
+    answers: bool  # the viewer answers its responses (parties.speaks_for_post)
 
 
-async def desk_rows(node: Node, org: LocalActor, filters: DeskFilters) -> list[DeskRow]:
+async def desk_rows(node: Node, org: LocalActor, filters: DeskFilters,
+                    user: dict) -> list[DeskRow]:
     """The organisation's posts, those with responses waiting first, then the most recently
-    active."""
+    active; `answers` tells which of them the viewer answers (the rule of
+    parties.speaks_for_post: the author, or for a need posted on behalf of someone the
+    organisation's coordinators), so the page links their responses only there."""
     await service.expire_due(node)
     where = ["p.org_uri = :org", "p.remote = 0"]
     values: dict = {"org": actor_uri(node, org)}
@@ -94,6 +98,8 @@ async def desk_rows(node: Node, org: LocalActor, filters: DeskFilters) -> list[D
         f"FROM posts p WHERE {' AND '.join(where)} ORDER BY p.updated_at DESC LIMIT :n",
         {**values, "n": MAX_ROWS})
     names: dict[str, str] = {}
+    coordinates = any(c["id"] == user["id"]
+                      for c in await parties.coordinators(node, values["org"]))
     result = []
     for row in rows:
         author = row["author_user_id"]
@@ -103,7 +109,8 @@ async def desk_rows(node: Node, org: LocalActor, filters: DeskFilters) -> list[D
             post=row, ref=format_ref(row["desk_seq"]), waiting=int(row["waiting_count"]),
             responses=int(row["response_count"]),
             last_activity=max(float(row["updated_at"]), float(row["last_response"] or 0)),
-            posted_by=names.get(author, "") if author else ""))
+            posted_by=names.get(author, "") if author else "",
+            answers=coordinates if row["proxied"] else author == user["id"]))
     result.sort(key=lambda r: (r.waiting == 0, -r.last_activity))
     return result
 

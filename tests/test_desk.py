@@ -219,7 +219,13 @@ async def test_only_the_organisations_coordinators_and_admins_open_the_desk(serv
         assert resp.status_code == 303 and resp.headers["location"] == "/groups/maison/desk"
         assert (await oscar.get("/groups/maison/desk")).status_code == 200
     async with signed_in(base, "root@example.org") as root:
-        assert (await root.get("/groups/voisins/desk")).status_code == 200
+        page = await root.get("/groups/voisins/desk")
+        assert page.status_code == 200
+        # An admin who does not coordinate the organisation sees what waits, but the
+        # conversations are its coordinators' (parties.py): no link that would refuse them.
+        first = await node.db.fetch_val("SELECT id FROM posts WHERE title = 'Bed for two nights'")
+        row = re.search(r'<tr class="desk-row desk-waiting".*?</tr>', page.text, re.S).group(0)
+        assert "<strong>1</strong>" in row and f"/posts/{first}/responses" not in row
         choose = await root.get("/desk")
         assert "/groups/voisins/desk" in choose.text and "/groups/maison/desk" in choose.text
         assert (await root.get("/groups/nobody/desk")).status_code == 404

@@ -59,7 +59,7 @@ async def desk_view(request: Request) -> Response:
         return refusal
     node = node_of(request)
     filters = desk.DeskFilters.from_query(dict(request.query_params))
-    rows = await desk.desk_rows(node, org, filters)
+    rows = await desk.desk_rows(node, org, filters, user)
     _, names = await desk.notes_readers(node, actor_uri(node, org))
     return await render(
         request, "desk.html", org=org, rows=rows, filters=filters, notes_names=names,
