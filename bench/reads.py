@@ -3,7 +3,11 @@ organisation's actor document, its outbox (first, last and a middle page) and th
 (/posts), against a real node process holding N stored posts.
 
     .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
-        [--concurrency 32] [--workers 1]
+        [--concurrency 32] [--workers 1] [--rate 1000]
+
+With `--rate R`, each endpoint gets an open-loop load instead (bench/harness.open_loop): R
+requests per second due at fixed times, latency counted from each request's due time, so a
+stall shows in the percentiles instead of slowing the client down.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from bench.harness import (
     free_port,
     hammer,
     http_request,
+    machine_limits,
     node_env,
+    open_loop,
     percentile,
     prepare_node,
+    print_limits,
     profiler,
     stop_profiler,
 )
@@ -56,6 +63,17 @@ def run_one(kind: str, url: str, size: int, args) -> None:
             for name, request in _endpoints(host, "voisins", size):
                 asyncio.run(hammer(("127.0.0.2", port), [request], 2, duration=0.3))  # warm
                 spy = profiler(server, args.profile, f"reads-{kind}-{size}-{name.split()[0]}")
+                if args.rate:
+                    latencies, statuses, achieved = asyncio.run(
+                        open_loop(("127.0.0.2", port), request, args.rate, args.seconds))
+                    stop_profiler(spy)
+                    bad = {k: v for k, v in statuses.items() if k != 200}
+                    print(f"  {kind:8} posts={size:>7} {name:13} due {args.rate:.0f}/s, answered "
+                          f"{achieved:6.0f}/s  p50={percentile(latencies, 50) * 1000:7.1f}ms"
+                          f"  p99={percentile(latencies, 99) * 1000:7.1f}ms"
+                          f"  p99.9={percentile(latencies, 99.9) * 1000:7.1f}ms"
+                          + (f"  non-200: {bad}" if bad else ""), flush=True)
+                    continue
                 elapsed, latencies, statuses = asyncio.run(
                     hammer(("127.0.0.2", port), [request], args.concurrency,
                            duration=args.seconds))
@@ -72,7 +90,9 @@ def main() -> None:
                      seconds=(float, 3.0, "seconds of load per endpoint"),
                      concurrency=(int, 32, "connections in flight"),
                      workers=(int, 1, "uvicorn web workers of the node"),
-                     profile=(str, "", "directory for py-spy profiles of the node (optional)"))
+                     profile=(str, "", "directory for py-spy profiles of the node (optional)"),
+                     rate=(float, 0.0, "open loop: requests per second due (0: closed loop)"))
+    print_limits(machine_limits())
     print(f"reads; node web workers: {args.workers}, {args.concurrency} connections, "
           f"{args.seconds:g}s per endpoint")
     for kind in args.db:

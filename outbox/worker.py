@@ -245,7 +245,10 @@ class DeliveryWorker:
         # A host that answers a 4xx is up: only 5xx, 408 and 429 count against it.
         self._outcome(job.host, failed=not (200 <= status < 300 or _permanent(status)))
         if 200 <= status < 300:
-            await self.completed(job.id)
+            if not await self.completed(job.id):
+                # The same job answered twice in one batch (its lease ran out while it was in
+                # flight and this worker claimed it again): each sending counts an attempt.
+                await queue.complete(node, job)
             await self.hosts_up(job.host)
             log.debug("delivered %s to %s", job.activity_uri, job.inbox_url)
             return
