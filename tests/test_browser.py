@@ -155,6 +155,7 @@ def publish(page, kind: str, title: str, category: str, place: str, check=None,
     if check:
         check(page, f"new-{kind}")
     page.locator("#category").select_option(category)
+    page.locator("#written_in").select_option("fr")  # the journeys write French everywhere
     page.locator("#title").fill(title)
     page.locator("#description").fill("Pour une famille du quartier, **ce soir** si possible.")
     page.locator("#neighbourhood").select_option(place)
@@ -204,6 +205,10 @@ def test_main_journeys_pass_axe_on_every_page(browser, node, lang, width):
                         "Saint-Gilles", check)
     check(helper, "post-offer")
     assert helper.locator(".content strong").inner_text() == "ce soir"  # Markdown, rendered
+    # French words on a Dutch or English page say they are French (screen readers switch voice).
+    if lang != "fr":
+        assert helper.locator("h1").get_attribute("lang") == "fr"
+        assert helper.locator(".content").get_attribute("lang") == "fr"
 
     # A coordinator (made one by the admin) posts a need for a person without an account.
     coordinator = join(browser, node, lang, width, f"coord-{tag}@example.org", f"Coord {tag}")
