@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from PIL import Image
 
 from node.db import now
 from node.images import media_dir
+from node.posts import photos
 from tests.nodes import NodeProcess, csrf_from
 from tests.peers import RemotePeer
 from tests.test_mastodon_view import mastodon_status
@@ -277,6 +279,27 @@ async def test_bad_photos_are_refused_clearly_and_nothing_is_lost(app_node) -> N
                                                          "Photo 2"]
     # The photo left out was used nowhere: its file is gone.
     assert shown[4][1] not in stored_files(node)
+
+
+async def test_photos_of_forms_never_sent_again_are_swept_after_a_week(app_node) -> None:
+    node, client = app_node
+    await member(node, "ana@example.org", person="ana")
+    await login(client, "ana@example.org")
+    # One photo is published, one stays in a refused form that is never sent again.
+    ident = post_id(await new_need(client, {**FRENCH, "new_alt_0": "Gardée"}, {
+        "new_photo_0": ("kept.png", _png(7), "image/png")}))
+    resp = await new_need(client, FRENCH, {"new_photo_0": ("left.png", _png(8), "image/png")})
+    assert resp.status_code == 400
+    [(_, left)] = HIDDEN.findall(resp.text)
+    [kept] = [a["url"].rsplit("/", 1)[-1] for a in (
+        await client.get(f"/posts/{ident}", headers=AP)).json()["attachment"]]
+    folder = media_dir(Path(node.settings.data_dir))
+    assert await photos.sweep_abandoned(node) == []  # both are recent
+    week_ago = now() - photos.ABANDONED_AFTER - 60
+    for name in (kept, left):
+        os.utime(folder / name, (week_ago, week_ago))
+    assert await photos.sweep_abandoned(node) == [left]
+    assert kept in stored_files(node) and left not in stored_files(node)
 
 
 def _png(seed: int) -> bytes:

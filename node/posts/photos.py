@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,11 @@ from node.objects import load_model
 from node.posts.text import _
 
 MAX_PHOTOS = 4
+# A photo uploaded with a form that was never sent again is deleted after this long (a form
+# left open over a weekend still finds its photos), looked for at most once an hour.
+ABANDONED_AFTER = 7 * 24 * 3600
+SWEEP_EVERY = 3600
+_last_sweep: dict[int, float] = {}
 ALT_MAX = 1500
 # Four photos at the per-image limit, and the text of the form.
 MAX_FORM_BYTES = MAX_PHOTOS * images.MAX_UPLOAD_BYTES + 1024 * 1024
@@ -152,7 +158,36 @@ async def gather(node: Node, form: FormData, uploads: bool = True) -> Gathered:
                                     "ones to leave out.") % {"n": MAX_PHOTOS})
     if problems:
         result.errors["photos"] = " ".join(problems)
+    if result.uploaded and time.monotonic() - _last_sweep.get(id(node), -SWEEP_EVERY) \
+            >= SWEEP_EVERY:
+        _last_sweep[id(node)] = time.monotonic()
+        await sweep_abandoned(node)
     return result
+
+
+async def sweep_abandoned(node: Node, older_than: float = ABANDONED_AFTER) -> list[str]:
+    """Delete the media files no post and no profile names and that nobody touched for
+    `older_than` seconds: photos of forms that were never sent again. Returns their names."""
+    folder = images.media_dir(node.settings.data_dir)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    old = [p.name for p in folder.iterdir()
+           if images.MEDIA_NAME.match(p.name) and p.stat().st_mtime < cutoff]
+    if not old:
+        return []
+    used: set[str] = set()
+    for row in await node.db.fetch_all(
+            "SELECT attachments FROM posts WHERE attachments <> '' AND attachments <> '[]'"):
+        used.update(p.name for p in photos_of(row))
+    for row in await node.db.fetch_all(
+            "SELECT icon_url, image_url FROM actors WHERE icon_url IS NOT NULL "
+            "OR image_url IS NOT NULL"):
+        used.update((url or "").rsplit("/", 1)[-1] for url in (row["icon_url"], row["image_url"]))
+    gone = [name for name in old if name not in used]
+    for name in gone:
+        (folder / name).unlink(missing_ok=True)
+    return gone
 
 
 async def delete_unused(node: Node, names: Iterable[str]) -> list[str]:
