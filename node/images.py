@@ -100,6 +100,8 @@ def store_image(data_dir: Path, data: bytes, purpose: str) -> StoredImage:
         partial = folder / f".{name}.part"
         partial.write_bytes(encoded)
         partial.replace(target)
+    else:
+        target.touch()  # sent again: in use now (node/posts/photos.py sweeps untouched files)
     preview = blurhash_of(encoded) if purpose not in CROPPED else ""
     return StoredImage(f"/media/{name}", width, height, preview)
 

@@ -117,6 +117,7 @@ async def gather(node: Node, form: FormData, uploads: bool = True) -> Gathered:
         stored = images.stored_photo(data_dir, name)
         if stored is None:
             continue  # not a photo of this node: nothing to keep
+        (images.media_dir(data_dir) / name).touch()  # in use: not swept while a form holds it
         entries.append({"stored": stored, "alt": str(form.get(f"photo_alt_{i}") or "").strip(),
                         "remove": bool(form.get(f"photo_remove_{i}"))})
     problems: list[str] = []
