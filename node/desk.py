@@ -9,6 +9,7 @@ coordinators, and admins); who may read private notes is parties.may_read_notes.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
@@ -259,12 +260,15 @@ def qr_code(url: str) -> segno.QRCode:
     return segno.make(url, error="m")
 
 
+# A post's address never changes, so neither does its code: drawn once per process.
+@functools.lru_cache(maxsize=2048)
 def qr_svg(url: str) -> str:
     """The QR code of a post's address, inline SVG sized in millimetres for print."""
     return qr_code(url).svg_inline(scale=1, border=2, unit="mm", title=url,
                                    svgclass="qr", lineclass="qr-line")
 
 
+@functools.lru_cache(maxsize=2048)
 def qr_png(url: str) -> bytes:
     out = io.BytesIO()
     qr_code(url).save(out, kind="png", scale=8, border=2)

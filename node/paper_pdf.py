@@ -6,6 +6,7 @@ the request, carried into the worker thread with the context)."""
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,28 @@ class Desk:
 
 def desk_of(org: LocalActor) -> Desk:
     return Desk(org.name, org.contact_phone, org.opening_hours, org.desk_address)
+
+
+class RecentPdfs:
+    """The last PDFs drawn, by everything they were drawn from (the organisation's contact,
+    the posts and their last change, the language, the day): the paper list is public, and
+    drawing a long one costs a second or two of CPU, so a reload or a second person printing
+    the same list gets the same bytes."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._pdfs: OrderedDict[tuple, bytes] = OrderedDict()
+
+    def get(self, key: tuple) -> bytes | None:
+        if key in self._pdfs:
+            self._pdfs.move_to_end(key)
+        return self._pdfs.get(key)
+
+    def put(self, key: tuple, pdf: bytes) -> None:
+        self._pdfs[key] = pdf
+        self._pdfs.move_to_end(key)
+        while len(self._pdfs) > self.size:
+            self._pdfs.popitem(last=False)
 
 
 def _font_files() -> tuple[Path, Path] | None:

@@ -7,8 +7,10 @@ desk references given to posts that existed before migration 23."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import time
 
 import httpx
 import pytest
@@ -305,6 +307,18 @@ async def test_paper_list_and_pdf(served) -> None:
         assert "Winter coat size 40" in text and "Coffee and a chat" not in text
         assert f"Pour répondre, appelez le {PHONE} et donnez la référence {ref}." in text
         assert "Voisins solidaires" in text and "Besoin" in text and "Saint-Gilles" in text
+        # Printed again: the same PDF, not drawn anew (its bytes carry the moment it was
+        # drawn); a new post in the list draws it anew.
+        drawn_at = reader.metadata.creation_date
+        # A PDF drawn after this would carry a later second.
+        await asyncio.sleep(max(0.0, drawn_at.timestamp() + 1.05 - time.time()))
+        again = await anonymous.get("/groups/voisins/paper.pdf?lang=fr&category=clothes")
+        assert again.content == pdf.content
+        async with signed_in(base, "ann@example.org") as ann:
+            await post_need(ann, "Shoes size 38", visibility="public", category="clothes")
+        changed = await anonymous.get("/groups/voisins/paper.pdf?lang=fr&category=clothes")
+        assert "Shoes size 38" in " ".join(
+            p.extract_text() for p in PdfReader(io.BytesIO(changed.content)).pages)
         dutch = PdfReader(io.BytesIO((await anonymous.get(
             "/groups/voisins/paper.pdf?lang=nl&category=clothes")).content))
         dutch_text = " ".join(" ".join(p.extract_text().split()) for p in dutch.pages)

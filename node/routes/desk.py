@@ -5,6 +5,7 @@ on behalf of someone."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -14,13 +15,14 @@ from starlette.routing import Route
 from node import desk, errors, paper_pdf
 from node.actors import LocalActor, actor_uri, by_username
 from node.db import now
-from node.i18n import N_, current_locale
+from node.i18n import N_, TIMEZONE, current_locale
 from node.notices import flash
 from node.posts import categories, service
 from node.routes.posts import LANGUAGES
 from node.web_support import CsrfError, check_csrf, current_user, login_redirect, node_of, render
 
 NOT_YOURS = N_("Only the coordinators of this organisation can open its desk.")
+RECENT_PDFS = paper_pdf.RecentPdfs()
 
 
 async def _organisation(request: Request) -> LocalActor:
@@ -117,9 +119,15 @@ async def paper_pdf_view(request: Request) -> Response:
     org = await _organisation(request)
     posts = await desk.paper_posts(node, org,
                                    desk.PaperFilters.from_query(dict(request.query_params)))
-    # Drawing the codes and pages is CPU work: off the event loop (the reader's locale goes
-    # along with the context).
-    pdf = await asyncio.to_thread(_pdf, org, posts)
+    key = (org.id, paper_pdf.desk_of(org), current_locale(),
+           datetime.now(TIMEZONE).date().isoformat(),
+           tuple((p["id"], p["updated_at"]) for p in posts))
+    pdf = RECENT_PDFS.get(key)
+    if pdf is None:
+        # Drawing the codes and pages is CPU work: off the event loop (the reader's locale
+        # goes along with the context).
+        pdf = await asyncio.to_thread(_pdf, org, posts)
+        RECENT_PDFS.put(key, pdf)
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{org.username}-{current_locale()}.pdf"'})
 
