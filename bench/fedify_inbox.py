@@ -110,11 +110,11 @@ def _measure(pgid: int, port: int, warm: list[bytes], batch: list[bytes],
 
 
 def node_arm(env: dict[str, str], port: int, peer: RemotePeer, warm: list[bytes],
-             batch: list[bytes], concurrency: int, tree: Path = REPO) -> Arm:
+             batch: list[bytes], concurrency: int, tree: Path = REPO, workers: int = 1) -> Arm:
     def stored() -> int:
         return asyncio.run(_count_notes(env["NODE_DATABASE_URL"], peer.base))
 
-    with NodeServer(env, f"http://{HOST}:{port}", tree=tree) as server:
+    with NodeServer(env, f"http://{HOST}:{port}", workers=workers, tree=tree) as server:
         assert server.proc is not None
         return _measure(server.proc.pid, port, warm, batch, concurrency, stored)
 
@@ -161,6 +161,8 @@ def main() -> None:
                      count=(int, 3000, "signed Creates per arm and round"),
                      rounds=(int, 3, "alternating rounds (medians are printed)"),
                      concurrency=(int, 32, "requests in flight"),
+                     workers_arm=(int, 0, "also run the node with this many web workers, as an "
+                                  "arm of its own (CPU per activity against one worker)"),
                      baseline=(str, "", "another checkout of the node (e.g. a git worktree of "
                                "an older commit) run as a third arm on the same data"))
     limits = machine_limits(HOST)
@@ -177,7 +179,8 @@ def main() -> None:
                 urls = {kind: stack.enter_context(database(kind)) for kind in args.db}
                 urls = {kind: url for kind, url in urls.items() if url is not None}
                 # The baseline gets a database of its own: the same batch must be new to it.
-                variants = ("node", "baseline") if args.baseline else ("node",)
+                variants = ("node",) + (("baseline",) if args.baseline else ()) \
+                    + (("workers",) if args.workers_arm else ())
                 envs = {}
                 recipient = ""
                 for kind in urls:
@@ -202,6 +205,10 @@ def main() -> None:
                             f"fedify ({kind})": functools.partial(
                                 fedify_arm, port, tmp, warm, batch, args.concurrency),
                         }
+                        if args.workers_arm:
+                            arms[f"node x{args.workers_arm} {kind}"] = functools.partial(
+                                node_arm, envs["workers", kind], port, peer, warm, batch,
+                                args.concurrency, REPO, args.workers_arm)
                         if args.baseline:
                             arms[f"baseline {kind}"] = functools.partial(
                                 node_arm, envs["baseline", kind], port, peer, warm, batch,
@@ -228,6 +235,14 @@ def main() -> None:
         pairs = list(zip(results[f"node {kind}"], results[f"fedify ({kind})"], strict=True))
         rate = statistics.median(n.rate / f.rate for n, f in pairs if f.rate)
         cpu = statistics.median(f.cpu_per_activity / n.cpu_per_activity for n, f in pairs)
+        several = f"node x{args.workers_arm} {kind}"
+        if several in results:
+            pairs = list(zip(results[f"node {kind}"], results[several], strict=True))
+            lighter = statistics.median(w.cpu_per_activity / n.cpu_per_activity
+                                        for n, w in pairs)
+            print(f"  node on {kind}, {args.workers_arm} web workers / one: "
+                  f"{statistics.median(w.rate / n.rate for n, w in pairs):.2f}x activities/s, "
+                  f"{lighter:.2f}x the CPU per activity")
         if f"baseline {kind}" in results:
             pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
             faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)
@@ -240,7 +255,8 @@ def main() -> None:
 
 
 def urls_done(results: dict[str, list[Arm]]) -> list[str]:
-    return [name.split(" ", 1)[1] for name in results if name.startswith("node ")]
+    kinds = [name.split(" ", 1)[1] for name in results if name.startswith("node ")]
+    return [kind for kind in kinds if " " not in kind]  # not "node x2 sqlite"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from bench.harness import (
     arguments,
     database,
     free_port,
+    group_cpu_seconds,
     hammer,
     http_request,
     machine_limits,
@@ -64,14 +65,18 @@ def run_one(kind: str, url: str, size: int, args) -> None:
                 asyncio.run(hammer(("127.0.0.2", port), [request], 2, duration=0.3))  # warm
                 spy = profiler(server, args.profile, f"reads-{kind}-{size}-{name.split()[0]}")
                 if args.rate:
+                    assert server.proc is not None
+                    cpu = group_cpu_seconds(server.proc.pid)
                     latencies, statuses, achieved = asyncio.run(
                         open_loop(("127.0.0.2", port), request, args.rate, args.seconds))
+                    cpu = (group_cpu_seconds(server.proc.pid) - cpu) / max(1, len(latencies))
                     stop_profiler(spy)
                     bad = {k: v for k, v in statuses.items() if k != 200}
                     print(f"  {kind:8} posts={size:>7} {name:13} due {args.rate:.0f}/s, answered "
                           f"{achieved:6.0f}/s  p50={percentile(latencies, 50) * 1000:7.1f}ms"
                           f"  p99={percentile(latencies, 99) * 1000:7.1f}ms"
                           f"  p99.9={percentile(latencies, 99.9) * 1000:7.1f}ms"
+                          f"  CPU {cpu * 1e6:5.0f} µs/request"
                           + (f"  non-200: {bad}" if bad else ""), flush=True)
                     continue
                 elapsed, latencies, statuses = asyncio.run(
