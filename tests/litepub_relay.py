@@ -12,6 +12,7 @@ The patches, applied to that copy only, and why:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -55,17 +56,21 @@ def _patch(site: Path) -> None:
 
 
 def install() -> Path:
-    """The relay's own virtualenv, installed once and patched; its `activityrelay` command."""
+    """The relay's own virtualenv, installed once and patched; its `activityrelay` command.
+    A lock file keeps test runs of other checkouts on this machine from installing at once."""
     command = HOME / "bin" / "activityrelay"
-    if not (INSTALLED.exists() and command.exists()):
-        venv.EnvBuilder(with_pip=True, clear=True).create(HOME)
-        subprocess.run(
-            [str(HOME / "bin" / "python"), "-m", "pip", "install", "--quiet",
-             "--disable-pip-version-check", f"activityrelay=={VERSION}"],
-            check=True, capture_output=True,
-        )
-        INSTALLED.write_text(VERSION)
-    _patch(_site_packages(HOME))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"entraide-activityrelay-{VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (INSTALLED.exists() and command.exists()):
+            venv.EnvBuilder(with_pip=True, clear=True).create(HOME)
+            subprocess.run(
+                [str(HOME / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                 "--disable-pip-version-check", f"activityrelay=={VERSION}"],
+                check=True, capture_output=True,
+            )
+            INSTALLED.write_text(VERSION)
+        _patch(_site_packages(HOME))
     return command
 
 

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from activitypub.vocab import PUBLIC
+from node.relays import style_of
+from outbox.addressing import relay_inboxes
 from tests.hostile import HostilePeer
 from tests.litepub_relay import RelayProcess
 from tests.nodes import NodeProcess, csrf_from
@@ -275,3 +277,28 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
     deliver(node, fake_relay, relay, fake_relay.activity(relay, "Announce", later["id"],
                                                          to=[PUBLIC]))
     assert node.query("SELECT 1 FROM posts WHERE uri = :u", {"u": later["id"]}) == []
+
+
+# --- what goes to relays ------------------------------------------------------------------------
+
+async def test_only_public_posts_their_edits_and_removal_go_to_relays(app_node):
+    node, _client = app_node
+    for url, state in (("https://relay.example/inbox", "subscribed"),
+                       ("https://slow.example/inbox", "pending")):
+        await node.db.execute(
+            "INSERT INTO relays (url, style, inbox, follow_id, state, state_at, created_at) "
+            "VALUES (:u, 'mastodon', :u, :f, :s, 0, 0)", {"u": url, "f": url + "#f", "s": state})
+    group = node.url("/groups/voisins")
+    note = {"id": node.url("/posts/1"), "type": "Note"}
+    create = {"type": "Create", "actor": group, "object": note, "to": [PUBLIC]}
+    assert style_of("https://relay.example/inbox") == "mastodon"
+    assert style_of("https://relay.example/actor") == "litepub"
+    for kind in ("Create", "Update", "Delete"):
+        assert await relay_inboxes(node, {**create, "type": kind}) == [
+            "https://relay.example/inbox"]
+    # Not public, not a post (a profile, a reaction, a follow): nothing to the relays.
+    assert await relay_inboxes(node, {**create, "to": [f"{group}/followers"]}) == []
+    assert await relay_inboxes(node, {**create, "type": "Update",
+                                      "object": {"id": group, "type": "Group"}}) == []
+    assert await relay_inboxes(node, {**create, "type": "Like", "object": note["id"]}) == []
+    assert await relay_inboxes(node, {**create, "type": "Delete", "object": group}) == []
