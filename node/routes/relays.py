@@ -27,7 +27,7 @@ STATE_NAMES = {
     "pending": N_("waiting for the relay's answer"),
     "subscribed": N_("subscribed"),
     "refused": N_("refused by the relay"),
-    "failed": N_("failed: the relay could not be reached"),
+    "failed": N_("failed: the subscription could not be delivered to the relay"),
 }
 STYLE_NAMES = {"litepub": N_("LitePub relay (actor)"), "mastodon": N_("Mastodon relay (inbox)")}
 
