@@ -195,6 +195,8 @@ def test_main_journeys_pass_axe_on_every_page(browser, node, lang, width):
     check(visitor, "impact")
     visitor.goto("/nothing-here")
     check(visitor, "error")
+    visitor.goto("/password/forgot")
+    check(visitor, "forgot-password", screenshot=False)
     visitor.context.close()
 
     # A neighbour joins and offers a bed.
@@ -277,9 +279,22 @@ def test_main_journeys_pass_axe_on_every_page(browser, node, lang, width):
     helper.wait_for_load_state()
     check(helper, "report-sent", screenshot=False)
 
+    # The neighbour's own pages.
+    for path, name in (("/posts/mine", "my-posts"), ("/notifications/settings", "email-settings"),
+                       ("/me/delete", "my-data"), ("/account/password", "password"),
+                       ("/network", "network"), ("/network/posts", "network-posts")):
+        helper.goto(path)
+        check(helper, name, screenshot=name in ("my-posts", "my-data"))
+    coordinator.goto("/desk")
+    check(coordinator, "desk")
+
     # The admin's pages.
     admin.goto("/admin")
     check(admin, "admin")
+    admin.goto("/admin/organisations")
+    check(admin, "organisations", screenshot=False)
+    admin.goto(f"/admin/organisations/{node.org}")
+    check(admin, "organisation-settings")
     admin.goto("/moderation")
     check(admin, "moderation")
     admin.goto("/impact")
