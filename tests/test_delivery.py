@@ -246,6 +246,10 @@ def test_shared_inbox_dedupe_and_permanent_failures(node: NodeProcess) -> None:
         # Three followers behind one shared inbox: one job, one POST.
         create_id = _publish(node, "Repas partagé vendredi")
         peer.wait_for("Create")
+        # The node records the delivery once the peer's answer is back, just after the peer
+        # has counted the POST.
+        node.wait_until("SELECT 1 FROM deliveries WHERE activity_uri = :a AND state = "
+                        "'delivered'", {"a": create_id})
         jobs = node.query("SELECT inbox_url, state FROM deliveries WHERE activity_uri = :a",
                           {"a": create_id})
         assert jobs == [{"inbox_url": f"{peer.base}/inbox", "state": "delivered"}]
