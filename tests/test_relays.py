@@ -215,6 +215,20 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
     assert node.query("SELECT style, state FROM relays WHERE url = :u", {"u": dead}) == [
         {"style": "mastodon", "state": "failed"}]
 
+    # Mastodon style, the relay following /actor back before its Accept: accepted, since it
+    # is on the origin of the inbox the node subscribed to; the Accept then names its actor.
+    masto = fake_relay.add_actor("masto", kind="Application")
+    assert subscribe(node, f"{fake_relay.base}/inbox").status_code == 303
+    wait_for(lambda: [f for f in fake_relay.received_of("Follow") if f["object"] == PUBLIC],
+             "the Follow of Public")
+    [of_public] = [f for f in fake_relay.received_of("Follow") if f["object"] == PUBLIC]
+    back = fake_relay.activity(masto, "Follow", f"{node.base}/actor")
+    deliver(node, fake_relay, masto, back)
+    wait_for(lambda: [a for a in fake_relay.received_of("Accept")
+                      if a["object"]["id"] == back["id"]], "the follow-back accepted")
+    deliver(node, fake_relay, masto, fake_relay.activity(masto, "Accept", of_public["id"]))
+    assert relay_state(node, f"{fake_relay.base}/inbox", "subscribed")["actor_uri"] == masto.uri
+
     # A stranger following /actor is refused with a Reject, not followed.
     assert fake_relay.post(stranger, inbox, fake_relay.activity(
         stranger, "Follow", f"{node.base}/actor")).status_code == 202
@@ -282,7 +296,11 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
 # --- what goes to relays ------------------------------------------------------------------------
 
 async def test_only_public_posts_their_edits_and_removal_go_to_relays(app_node):
-    node, _client = app_node
+    node, client = app_node
+    # Only an admin subscribes: anyone else is sent to log in, and nothing is stored.
+    resp = await client.post("/admin/relays/subscribe", data={"url": "https://r.example/actor"})
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
+    assert await node.db.fetch_all("SELECT 1 FROM relays") == []
     for url, state in (("https://relay.example/inbox", "subscribed"),
                        ("https://slow.example/inbox", "pending")):
         await node.db.execute(
