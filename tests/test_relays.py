@@ -68,6 +68,7 @@ def test_a_need_travels_through_a_litepub_relay_and_is_withdrawn(relay, nodes):
     a, b = nodes
     a.login()
     b.login()
+    assert 'href="/admin/relays"' in a.client.get("/admin").text
     # A names the relay by its actor (LitePub), B by its inbox (Mastodon's relay settings).
     assert subscribe(a, relay.actor).status_code == 303
     assert subscribe(b, relay.inbox).status_code == 303
