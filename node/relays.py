@@ -32,7 +32,6 @@ from outbox.publish import publish
 log = logging.getLogger(__name__)
 
 URL_MAX = 500
-STATES = ("pending", "subscribed", "refused", "failed")
 
 
 class RelayError(ValueError):
