@@ -365,3 +365,39 @@ async def test_posts_that_existed_before_get_references_in_order(database_url) -
         assert counters == {"org-a": 3, "org-b": 1}
     finally:
         await db.disconnect()
+
+
+async def test_a_coordinator_manages_the_posts_of_their_own_organisation_only(served) -> None:
+    """Two organisations on one node: Oscar coordinates the Maison de quartier, not Voisins
+    solidaires; he can neither edit, withdraw, nor fulfil Voisins' posts. Their coordinators and
+    the node's admin (who moderates) can."""
+    node, base, _ = served
+    async with signed_in(base, "ann@example.org") as ann:
+        need = await post_need(ann, "Help to fill in a form")
+    async with signed_in(base, "oscar@example.org") as oscar:
+        page = await oscar.get(f"/posts/{need}")
+        assert page.status_code == 200 and f"/posts/{need}/edit" not in page.text
+        assert (await oscar.get(f"/posts/{need}/edit")).status_code == 403
+        assert (await oscar.get(f"/posts/{need}/status",
+                                params={"action": "withdraw"})).status_code == 403
+        resp = await oscar.post(f"/posts/{need}/status", data={
+            "csrf_token": CSRF.search(page.text).group(1), "action": "withdraw",
+            "confirm": "yes"})
+        assert resp.status_code == 403 and "Only the author or a coordinator" in resp.text
+        resp = await oscar.post(f"/posts/{need}/edit", data={
+            "csrf_token": CSRF.search(page.text).group(1), "title": "Taken over",
+            "description": "x", "category": "food", "publish_as_written": "1"})
+        assert resp.status_code == 403
+    row = await node.db.fetch_one("SELECT title, status FROM posts WHERE id = :i", {"i": need})
+    assert (row["title"], row["status"]) == ("Help to fill in a form", "open")
+    for email, password in (("karim@example.org", PASSWORD), ("root@example.org", PASSWORD)):
+        async with signed_in(base, email, password) as client:
+            assert (await client.get(f"/posts/{need}/edit")).status_code == 200, email
+    async with signed_in(base, "karim@example.org") as karim:
+        confirm = await karim.get(f"/posts/{need}/status", params={"action": "withdraw"})
+        resp = await karim.post(f"/posts/{need}/status", data={
+            "csrf_token": CSRF.search(confirm.text).group(1), "action": "withdraw",
+            "confirm": "yes"})
+        assert resp.status_code == 303, resp.text[-1500:]
+    assert await node.db.fetch_val("SELECT status FROM posts WHERE id = :i",
+                                   {"i": need}) == "withdrawn"

@@ -120,6 +120,17 @@ async def speaks_for_post(node: Node, user: dict | None, post: dict) -> bool:
     return any(c["id"] == user["id"] for c in await coordinators(node, post["org_uri"]))
 
 
+async def may_manage(node: Node, user: dict | None, post: dict) -> bool:
+    """Edit, withdraw, fulfil or delete a post of this node: its author, a coordinator of the
+    organisation it was posted in, or an admin of the node (who moderates it). A coordinator of
+    another organisation of the same node does not manage its posts."""
+    if user is None or post["remote"]:
+        return False
+    if user["id"] == post["author_user_id"] or user["role"] == "admin":
+        return True
+    return any(c["id"] == user["id"] for c in await coordinators(node, post["org_uri"]))
+
+
 async def may_read_notes(node: Node, user: dict | None, post: dict) -> bool:
     """The private notes of a need posted on behalf of someone (name, phone of the person
     helped) are read by those who answer for it: the coordinators of the organisation that

@@ -36,13 +36,6 @@ async def get_post_by_uri(node: Node, uri: str) -> dict | None:
     return await node.db.fetch_one("SELECT * FROM posts WHERE uri = :u", {"u": uri})
 
 
-def can_manage(user: dict | None, post: dict) -> bool:
-    """The author, or a coordinator (or admin) of this node, manages a local post."""
-    if user is None or post["remote"]:
-        return False
-    return user["id"] == post["author_user_id"] or user["role"] in MANAGERS
-
-
 def can_see(user: dict | None, post: dict) -> bool:
     """Public posts are for everyone; followers-only and local ones for signed-in members."""
     return post["visibility"] == "public" or user is not None

@@ -150,7 +150,7 @@ async def post_view(request: Request) -> Response:
     user = await current_user(request)
     if not queries.can_see(user, post):
         return _login_redirect(request)
-    if post["status"] == "withdrawn" and not queries.can_manage(user, post):
+    if post["status"] == "withdrawn" and not await parties.may_manage(node, user, post):
         raise errors.PageError(410, N_("Its author withdrew this post: it is no longer shown."))
     return await _post_page(request, post, user)
 
@@ -169,7 +169,7 @@ async def _post_page(request: Request, post: dict, user: dict | None, status: in
                      errors: dict | None = None, message: str = "",
                      typed: dict | None = None) -> Response:
     node = node_of(request)
-    manage = queries.can_manage(user, post)
+    manage = await parties.may_manage(node, user, post)
     answers = await parties.speaks_for_post(node, user, post)
     mine = []
     if user is not None:
@@ -340,7 +340,7 @@ async def _managed_post(request: Request) -> tuple[dict | None, dict, Response |
     post = await _post_or_none(request)
     if post is None:
         return user, {}, _not_found()
-    if not queries.can_manage(user, post):
+    if not await parties.may_manage(node_of(request), user, post):
         return user, post, _login_redirect(request) if user is None else _forbidden()
     return user, post, None
 
