@@ -102,12 +102,14 @@ async def walked(module_node):
 
 VISITOR_PAGES = ["/", "/posts", "/posts?kind=need&category=housing&neighbourhood=Saint-Gilles",
                  "/groups/voisins", "/tags/need", "/login", "/signup", "/password/forgot",
+                 "/network/posts?kind=need", "/groups/voisins/impact", "/groups/voisins/paper",
                  "/no-such-page"]
 MEMBER_PAGES = ["/", "/posts", "/posts/new?kind=need", "/posts/new?kind=offer", "/posts/mine",
                 "/notifications", "/notifications/settings", "/account", "/account/password",
                 "/me/delete", "/network", "/groups/voisins"]
-ADMIN_PAGES = ["/admin", "/admin/organisations", "/account/members", "/account/invitations",
-               "/moderation"]
+ADMIN_PAGES = ["/admin", "/admin/organisations", "/admin/organisations/voisins",
+               "/account/members", "/account/invitations", "/moderation", "/impact",
+               "/groups/voisins/desk", "/admin/relays"]
 
 
 async def _english_on(client, paths: list[str], locale: str,
