@@ -165,10 +165,12 @@ async def erase_key_when_sent(node: Node, actor_id: str) -> bool:
         "SELECT 1 FROM deliveries WHERE sender_id = :i AND state = 'pending'", {"i": actor_id})
     if waiting:
         return False
-    await node.db.execute(
-        "UPDATE actors SET private_key_pem = '', public_key_pem = '' WHERE id = :i",
-        {"i": actor_id})
-    await node.db.execute(
-        "UPDATE gone_actors SET key_erased_at = :t WHERE actor_id = :i",
-        {"t": now(), "i": actor_id})
+    # Together: the actor answers 410 from the moment its key is gone (node/actors.py).
+    async with node.db.transaction():
+        await node.db.execute(
+            "UPDATE actors SET private_key_pem = '', public_key_pem = '' WHERE id = :i",
+            {"i": actor_id})
+        await node.db.execute(
+            "UPDATE gone_actors SET key_erased_at = :t WHERE actor_id = :i",
+            {"t": now(), "i": actor_id})
     return True

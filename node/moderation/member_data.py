@@ -132,6 +132,8 @@ MAP: dict[str, str] = {
     "cache_generations": "change counters for caches: nothing of a member",
     "backfills": "fetches of followed remote actors' outboxes: nothing of a member",
     "hosts": "other servers' health: nothing of a member",
+    "relays": "relays the node subscribed to: nothing of a member",
+    "desk_counters": "the last desk reference of each organisation: nothing of a member",
     "schema_migrations": "nothing of a member",
 }
 # Columns that refer to organisations only (a member is never there).
