@@ -18,6 +18,7 @@ import time
 
 from bench.harness import arguments, bulk_insert, database, percentile
 from node import matching
+from node.accounts.members import NewMember, create_member
 from node.config import load_settings
 from node.context import Node
 from node.posts.categories import CATEGORIES
@@ -28,7 +29,8 @@ DAY = 86400.0
 FOLLOWED = "http://followed.example/groups/org"
 
 
-def _post(rng: random.Random, n: int, kind: str, org_uri: str, stamp: float) -> dict:
+def _post(rng: random.Random, n: int, kind: str, org_uri: str, stamp: float,
+          author: str | None = None) -> dict:
     place = rng.choice(BRUSSELS)
     if rng.random() < 0.3:  # placed by coordinates of its own, rounded as the form does
         lat = round_coordinate(place.latitude + rng.uniform(-0.02, 0.02))
@@ -44,7 +46,8 @@ def _post(rng: random.Random, n: int, kind: str, org_uri: str, stamp: float) -> 
         "id": f"{kind}{n}", "uri": f"{org_uri}/posts/{kind}{n}",
         "org_uri": FOLLOWED if remote else org_uri,
         "attributed_to": FOLLOWED if remote else org_uri,
-        "author_user_id": None, "kind": kind, "category": rng.choice(CATEGORIES).key,
+        "author_user_id": None if remote else author, "kind": kind,
+        "category": rng.choice(CATEGORIES).key,
         "title": f"{kind} {n}", "description_md": "", "description_html": "",
         "neighbourhood": place.name, "latitude": lat, "longitude": lon,
         "starts_at": starts, "ends_at": ends,
@@ -58,9 +61,12 @@ def _post(rng: random.Random, n: int, kind: str, org_uri: str, stamp: float) -> 
 async def _seed(node: Node, size: int, rng: random.Random) -> None:
     org_uri = node.url("/groups/bench")
     stamp = time.time()
-    await bulk_insert(node.db, "posts", [_post(rng, n, "offer", org_uri, stamp)
+    # Local posts have an author (those are the ones whose authors are told).
+    author = await create_member(node, NewMember("bench@example.org", "bench password long",
+                                                 "bench password long"))
+    await bulk_insert(node.db, "posts", [_post(rng, n, "offer", org_uri, stamp, author)
                                          for n in range(size)])
-    await bulk_insert(node.db, "posts", [_post(rng, n, "need", org_uri, stamp)
+    await bulk_insert(node.db, "posts", [_post(rng, n, "need", org_uri, stamp, author)
                                          for n in range(size // 10)])
     await node.db.execute(
         "INSERT INTO follows (follower_uri, followee_uri, activity_id, state, created_at) "
@@ -91,12 +97,19 @@ async def _timed(coro) -> float:
 async def run_one(kind: str, url: str, size: int, queries: int) -> None:
     rng = random.Random(size)
     with tempfile.TemporaryDirectory(prefix="entraide-bench-") as tmp:
-        node = Node.create(load_settings({
+        settings = load_settings({
             "NODE_DATABASE_URL": url, "NODE_DATA_DIR": tmp, "NODE_SECRET_KEY": "bench",
-            "NODE_BASE_URL": "http://127.0.0.2:8000"}))
+            "NODE_BASE_URL": "http://127.0.0.2:8000"})
+        # Stored in bulk, then read by a node started afresh on its data (as bench/reads.py).
+        node = Node.create(settings)
         await node.start()
         try:
             await _seed(node, size, rng)
+        finally:
+            await node.stop()
+        node = Node.create(settings)
+        await node.start()
+        try:
             needs = [_post(rng, n, "need", "http://127.0.0.2:8000/groups/x", time.time())
                      for n in range(queries)]
             for need in needs:
@@ -109,7 +122,7 @@ async def run_one(kind: str, url: str, size: int, queries: int) -> None:
                 told.append(await _timed(matching.fitting(
                     node, need, limit=matching.TELL_AT_MOST, local_only=True)))
                 started = time.perf_counter()
-                shown, total = await matching.best_matches(node, need, None)
+                _, total, _ = await matching.best_matches(node, need, None)
                 page.append(time.perf_counter() - started)
                 found.append(total)
             for name, latencies in (("tell (20 nearest)", told),
@@ -117,8 +130,9 @@ async def run_one(kind: str, url: str, size: int, queries: int) -> None:
                 print(f"  {kind:8} offers={size:>7} {name:18}"
                       f"  p50={percentile(latencies, 50) * 1000:6.2f}ms"
                       f"  p99={percentile(latencies, 99) * 1000:6.2f}ms", flush=True)
-            print(f"  {kind:8} offers={size:>7} fitting public offers per need: "
-                  f"median {sorted(found)[len(found) // 2]}, max {max(found)}")
+            print(f"  {kind:8} offers={size:>7} public offers fitting a need (counted "
+                  f"up to {matching.COUNTED_AT_MOST}): median {sorted(found)[len(found) // 2]},"
+                  f" max {max(found)}")
             print(f"    plan:\n{await _plan(node, needs[0])}", flush=True)
         finally:
             await node.stop()

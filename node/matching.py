@@ -10,11 +10,13 @@ They fit when, both being open:
 - they share a language: the candidate is written in or speaks one of the post's languages
   (a post that names no language shares any).
 
-The rule is one SQL condition (`_fit_query`) built for both databases and served by the
-indexes of migration 20: (kind, category, status, latitude, longitude) for the box around the
-post and (kind, category, status, neighbourhood) for posts placed by name only. The candidates
-are ordered nearest first and cut to a few, so a post matched against 100,000 stored ones never
-scans (bench/matching.py).
+The rule is one SQL condition (`_fit_query`) built for both databases: the circle is
+node/posts/nearby.py's `within_clause` (the network view's distance filter), a post of another
+node counts where the lists show it (node/posts/provenance.py `listed_clause`). The indexes of
+migration 20 serve it: (kind, category, status, latitude, longitude) for the box around the
+circle and (kind, category, status, neighbourhood) for posts placed by name only. Fitting posts
+are looked for nearest first in widening circles and cut to a few, so a need matched against
+100,000 stored offers reads a few hundred index entries, never the table (bench/matching.py).
 
 Who is told when a post arrives (written here, or received from a followed node; both go
 through node/posts/notify.py `new_post`): the local authors of fitting posts, about the new
