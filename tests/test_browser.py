@@ -19,6 +19,7 @@ import pytest
 
 from tests.browser import CHROMIUM_ARGS, PageChecker, axe_missing, chromium_path, new_context
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.databases import backend
 from tests.nodes import NodeProcess
 
 pytestmark = pytest.mark.e2e
@@ -174,6 +175,10 @@ def test_main_journeys_pass_axe_on_every_page(browser, node, lang, width):
     report; every page on the way passes axe-core's WCAG 2.1 A/AA rules."""
     if axe_missing():
         pytest.skip(axe_missing())
+    if width > 360 and backend() == "postgres":
+        # The suite's time budget: what the database changes (the journey working) is walked
+        # at 360 px in the three languages; the wide layout is the same on either database.
+        pytest.skip("1280 px runs on SQLite; on PostgreSQL the journeys run at 360 px")
     words = WORDS[lang]
     checker = PageChecker(lang, width)
     check = checker.check
