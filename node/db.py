@@ -135,7 +135,11 @@ class GroupCommit(Generic[K, V]):
         batch: list[tuple[K, Any, asyncio.Future[V | None]]] = []
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[:self._limit], self._waiting[self._limit:]
+                # A power of two at most (the rest go next): each batch statement has a few
+                # texts only, which the drivers' statement caches keep prepared (asyncpg keeps
+                # 100 per connection; one text per size would churn it).
+                size = 1 << (min(len(self._waiting), self._limit).bit_length() - 1)
+                batch, self._waiting = self._waiting[:size], self._waiting[size:]
                 items: dict[K, Any] = {}
                 for key, payload, _ in batch:
                     items.setdefault(key, payload)
