@@ -349,3 +349,26 @@ def test_every_element_the_keyboard_reaches_on_the_home_page_shows_its_focus(bro
     # The skip link, the menu, the languages and the page's own links were all reached.
     assert len(reached) >= 8, reached
     page.context.close()
+
+
+def test_the_checker_names_the_rule_the_element_and_the_page(browser, node):
+    """The checker the journeys rely on does fail: a page with an unlabelled field, a nameless
+    link, a pale text and a table wider than a phone is reported rule by rule."""
+    if axe_missing():
+        pytest.skip(axe_missing())
+    page = new_page(browser, node, "fr")
+    page.goto("/nothing-here")  # a page of ours, then made faulty in place
+    page.evaluate("""() => { const main = document.querySelector('main');
+      main.insertAdjacentHTML('beforeend', '<input id="faulty"><a href="/x" id="nameless"></a>'
+        + '<p style="color:#bbb">pale</p><table><tr><td style="min-width:900px">wide</td></tr>'
+        + '</table>'); }""")
+    checker = PageChecker("fr", 360)
+    checker.check(page, "faulty", screenshot=False)
+    found = "\n".join(checker.found)
+    for rule, element in (("label", "#faulty"), ("link-name", "#nameless"),
+                          ("color-contrast", "pale"), ("wider than the screen", "wide")):
+        assert rule in found and element in found, found
+    assert "faulty (/nothing-here)" in found
+    with pytest.raises(AssertionError, match="accessibility problem"):
+        checker.assert_clean()
+    page.context.close()
