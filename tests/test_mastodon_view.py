@@ -156,8 +156,8 @@ async def test_need_reads_as_a_readable_tagged_status(
     assert status["spoiler_text"] is None  # no content warning hides the need
     assert status["language"] == "fr"
     text = status["text"]
-    assert "Un lit pour deux nuits" in text and "NEED" in text
-    assert "Saint-Gilles" in text and "until " in text  # neighbourhood and expiry are readable
+    assert "Un lit pour deux nuits" in text and "Besoin" in text  # in the need's language
+    assert "Saint-Gilles" in text and "jusqu’au " in text  # place and expiry are readable
     assert status["url"] == post["uri"]
     assert abs(status["created_at"].timestamp() - post["created_at"]) < 2
 

@@ -211,7 +211,7 @@ async def test_respond_accept_fulfil_on_one_node(app_node):
     note = json.loads(update["payload"])["object"]
     assert note["publishes"]["finished"] is True
     assert note["publishes"]["availableQuantity"]["hasNumericalValue"] == "0"
-    assert "FULFILLED" in note["content"]
+    assert "<strong>Réalisée</strong>" in note["content"]  # in the post's language
 
 
 async def test_proxied_need_names_only_the_organisation(app_node):

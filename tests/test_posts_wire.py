@@ -48,9 +48,27 @@ def test_an_offer_is_a_note_with_fep_0837_fields():
     names = [t["name"] for t in note["tag"]]
     assert names == ["#offer", "#shower", "#SaintGilles"]
     assert all(t["type"] == "Hashtag" for t in note["tag"])
-    assert note["content"].startswith("<p>OFFER · Warm shower")
-    assert "Saint-Gilles" in note["content"] and "30/11/2026" in note["content"]
-    assert "reply privately" in note["content"] and note["contentMap"] == {"fr": note["content"]}
+    # Mastodon's readers get the post's words in its language (French here), not ours.
+    assert note["content"].startswith("<p>Offre · Warm shower")
+    assert "Douche" in note["content"] and "Saint-Gilles" in note["content"]
+    assert "jusqu’au 1 décembre 2026" in note["content"]  # 23:59 UTC is December in Brussels
+    assert "Répondre en privé" in note["content"] and note["contentMap"] == {
+        "fr": note["content"]}
+    assert not any(word in note["content"] for word in ("OFFER", "until", "reply privately"))
+
+
+@pytest.mark.parametrize(("locale", "words"), [
+    ("nl", ("<p>Aanbod · Warm shower", "Sint-Gillis", "tot 1 december 2026",
+            "Privé antwoorden")),
+    ("en", ("<p>Offer · Warm shower", "Saint-Gilles", "until December 1, 2026",
+            "Reply privately")),
+])
+def test_the_words_around_a_post_are_in_the_language_asked(locale, words):
+    text = wire.content_html(a_post(), BASE, locale)
+    assert all(word in text for word in words), text
+    fulfilled = wire.content_html(a_post(status="fulfilled"), BASE, locale)
+    assert {"nl": "<strong>Vervuld</strong>", "en": "<strong>Fulfilled</strong>"}[locale] in \
+        fulfilled
 
 
 def test_a_need_names_a_receiver_and_a_due_date():
@@ -60,14 +78,14 @@ def test_a_need_names_a_receiver_and_a_due_date():
     assert "provider" not in note["publishes"]
     assert note["publishes"]["action"] == "transfer"
     assert note["publishes"]["due"] == note["endTime"]
-    assert note["content"].startswith("<p>NEED · ")
+    assert note["content"].startswith("<p>Besoin · ")
 
 
 def test_closure_marks_the_intent_finished():
     note = wire.to_note(a_post(status="fulfilled"), WHO, BASE)
     assert note["publishes"]["finished"] is True
     assert note["publishes"]["availableQuantity"]["hasNumericalValue"] == "0"
-    assert wire.FINISHED_MARKER in note["content"]
+    assert note["content"].startswith("<p><strong>Réalisée</strong> · ")
     update = wire.wrap("Update", f"{BASE}/activities/1", WHO.attributed_to, note, BASE)
     assert update["type"] == "Update" and update["object"] is note
     terms = update["@context"][1]

@@ -18,13 +18,15 @@ import nh3
 from activitypub.model import RemoteObject, parse_instant
 from activitypub.origin import host_label, same_origin
 from activitypub.vocab import AS_CONTEXT, PUBLIC, as_list, id_of, types_of
+from node.i18n import DEFAULT_LOCALE, LOCALES, N_, format_date
 from node.posts import categories, languages, photos, places
+from node.posts.speech import say
 
 VF = "https://w3id.org/valueflows/ont/vf#"
 OM2 = "http://www.ontology-of-units-of-measure.org/resource/om-2/"
-FINISHED_MARKER = "✔ FULFILLED"
-IN_PROGRESS_MARKER = "⧗ IN PROGRESS"
 PURPOSE = {"offer": "offer", "need": "request"}
+# The link under a post on Mastodon: answers go through the node, never in public replies.
+REPLY_PRIVATELY = N_("Reply privately")
 KIND_OF_PURPOSE = {v: k for k, v in PURPOSE.items()}
 STATUSES = ("open", "in_progress", "fulfilled", "withdrawn", "expired")
 
@@ -105,30 +107,36 @@ def hashtags(post: dict[str, Any], base_url: str) -> list[dict[str, str]]:
             for n in names]
 
 
-def content_html(post: dict[str, Any], base_url: str) -> str:
-    """What Mastodon shows: one paragraph readable on its own, then the hashtags."""
+def content_html(post: dict[str, Any], base_url: str, locale: str | None = None) -> str:
+    """What Mastodon shows: one paragraph readable on its own, then the hashtags; its words
+    (kind, category, place, date, status, the link) in `locale`, by default the language the
+    post was written in."""
+    locale = locale or post.get("written_in") or next(iter(languages_of(post)), DEFAULT_LOCALE)
     category = categories.get(post["category"])
-    parts = [("OFFER" if post["kind"] == "offer" else "NEED") + " · " + post["title"]]
+    kind = say(locale, "Offer" if post["kind"] == "offer" else "Need")
+    parts = [f"{kind} · {post['title']}"]
     short = short_text(post.get("description_html") or "")
     if short:
         parts.append(short)
     if category:
-        parts.append(category.label)
+        parts.append(say(locale, category.label))
     if post.get("neighbourhood"):
-        parts.append(post["neighbourhood"])
+        parts.append(places.local_name(post["neighbourhood"], locale))
     if post.get("ends_at"):
-        parts.append("until " + _date(post["ends_at"]))
-    marker = {"fulfilled": FINISHED_MARKER, "in_progress": IN_PROGRESS_MARKER}.get(post["status"])
+        parts.append(say(locale, "until %(date)s", date=format_date(
+            post["ends_at"], "long", locale=locale if locale in LOCALES else DEFAULT_LOCALE)))
+    marker = {"fulfilled": "Fulfilled", "in_progress": "In progress"}.get(post["status"])
     text = " · ".join(html.escape(p) for p in parts)
     if marker:
-        text = f"<strong>{marker}</strong> · {text}"
+        text = f"<strong>{html.escape(say(locale, marker))}</strong> · {text}"
     url = html.escape(post.get("url") or post["uri"])
     tags = " ".join(
         f'<a href="{html.escape(t["href"])}" class="mention hashtag" rel="tag">'
         f'#<span>{html.escape(t["name"][1:])}</span></a>'
         for t in hashtags(post, base_url)
     )
-    return f'<p>{text} · <a href="{url}">reply privately</a></p><p>{tags}</p>'
+    reply = html.escape(say(locale, REPLY_PRIVATELY))
+    return f'<p>{text} · <a href="{url}">{reply}</a></p><p>{tags}</p>'
 
 
 def languages_of(post: dict[str, Any]) -> list[str]:
@@ -147,7 +155,8 @@ def language_maps(post: dict[str, Any], content: str, base_url: str) -> dict[str
     for code, text in texts.items():
         maps["nameMap"][code] = text.title
         maps["contentMap"][code] = content if code == post["written_in"] else content_html(
-            {**post, "title": text.title, "description_html": text.description_html}, base_url)
+            {**post, "title": text.title, "description_html": text.description_html}, base_url,
+            code)
     return maps
 
 
