@@ -104,7 +104,7 @@ async def test_nearest_first_and_a_count_that_stops_at_fifty(node):
             for n in range(matching.SHOWN)]
     farther = await stored(node, "offer", category="language", place=(50.83, 4.35),
                            neighbourhood="Saint-Gilles")
-    for n in range(matching.COUNTED_AT_MOST):
+    for _ in range(matching.COUNTED_AT_MOST):
         await stored(node, "offer", category="language", place=ANDERLECHT,
                      neighbourhood="Anderlecht")
     shown, total, more = await matching.best_matches(node, need, None)
