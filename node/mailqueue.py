@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import smtplib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -64,9 +66,20 @@ class QueuedEmail:
     attempts: int
 
 
+# Line breaks of every kind and ordinary blanks; no-break spaces stay (French puts a narrow one
+# before ":" and inside « »).
+_BREAKS_AND_BLANKS = re.compile("[ \t\r\n\f\v\x1c-\x1f\x85\u2028\u2029]+")
+
+
 def one_line(text: str) -> str:
     """A header value on one line: text from another server may hold line breaks."""
-    return " ".join(str(text).split())
+    return _BREAKS_AND_BLANKS.sub(" ", str(text)).strip()
+
+
+# Headers are not folded at 78 columns: Python's folding of a header made of encoded words
+# loses the space at a fold next to a no-break space ("a été" arrived as "aété", "Soupe
+# chaude" as "Soupechaude"); 998 is the limit of a line in RFC 5322.
+MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def _check_address(to: str) -> str:
@@ -96,7 +109,7 @@ async def enqueue_email(node: Node, to: str, subject: str, text: str,
 
 
 def build_message(settings: Settings, email: QueuedEmail) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["Subject"] = one_line(email.subject)
     message["From"] = settings.smtp_from or f"entraide@{settings.domain or 'localhost'}"
     message["To"] = email.recipient

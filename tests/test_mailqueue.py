@@ -275,3 +275,21 @@ def test_a_separate_worker_process_sends_what_the_web_process_queued(tmp_path: P
             worker.kill()
         node.close()
         smtp.stop()
+
+
+@pytest.mark.parametrize("subject", [
+    "Votre réponse à «\u202fSoupe chaude\u202f» a été acceptée",
+    "Nouveau message de Ana à propos de «\u202fSoupe chaude\u202f»",
+    "L’acceptation de votre réponse à «\u202fUne soupe chaude pour une famille de cinq "
+    "personnes à Saint-Gilles\u202f» a été annulée",
+    "Nieuw antwoord op “Warme douche” van Sara",
+])
+def test_a_subject_arrives_word_for_word(tmp_path: Path, subject: str) -> None:
+    """French subjects mix encoded words with (narrow) no-break spaces; folded at 78 columns,
+    Python's email package lost the space at a fold ("a été" read "aété")."""
+    settings = node_settings(tmp_path, "sqlite:///unused.db")
+    email = mailqueue.QueuedEmail(1, "ana@example.org", subject, "Bonjour Ana,", None, "fr",
+                                  "<id@example.org>", 0)
+    sent = mailqueue.build_message(settings, email).as_bytes()
+    assert max(len(line) for line in sent.splitlines()) <= 998
+    assert message_from_bytes(sent, policy=policy.default)["Subject"] == subject

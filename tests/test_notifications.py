@@ -62,8 +62,8 @@ async def test_the_page_lists_notifications_and_the_menu_counts_unread_ones(app_
     assert await notifications.unread_count(node, ana) == 2
     page = await client.get("/notifications")
     assert page.status_code == 200
-    assert "Nouvelle réponse à « Warm shower » de Bilal" in page.text
-    assert "Votre réponse à « A bed for two nights » a été acceptée" in page.text
+    assert "Nouvelle réponse à «\u202fWarm shower\u202f» de Bilal" in page.text
+    assert "Votre réponse à «\u202fA bed for two nights\u202f» a été acceptée" in page.text
     assert '<span class="badge">2<span class="visually-hidden"> notifications non lues' \
         in page.text
     # Each links through /notifications/{id}: opening it marks it read and leads on.
@@ -163,7 +163,8 @@ async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
     messages = await asyncio.to_thread(wait_for_mail, mailbox, 3)
     forged = [m for m in messages if "Bcc" in m["Subject"]]
     assert len(forged) == 1 and forged[0]["Bcc"] is None
-    assert forged[0]["Subject"] == "Votre réponse à « Lit Bcc: victim@example.org » a été acceptée"
+    assert forged[0]["Subject"] == (
+        "Votre réponse à «\u202fLit Bcc: victim@example.org\u202f» a été acceptée")
     messages = [m for m in messages if m not in forged]
     by_recipient = {m["To"]: m for m in messages}
     dutch = by_recipient["nl@example.org"]
@@ -174,7 +175,7 @@ async def test_emails_go_through_a_real_smtp_server_in_the_members_language(
     assert f"http://127.0.0.1:8999{opened['Warme douche']}" in body
     assert "U ontvangt deze e-mail" in body
     french = by_recipient["fr@example.org"]
-    assert french["Subject"] == "Votre réponse à « Un lit » a été acceptée"
+    assert french["Subject"] == "Votre réponse à «\u202fUn lit\u202f» a été acceptée"
     assert "http://127.0.0.1:8999/notifications/" in french.get_content()
 
 

@@ -36,16 +36,16 @@ BASE = "http://127.0.0.1:8999"
 WORDS = {
     "fr": {
         "title": "Soupe chaude",
-        "new_post": "Nouvelle annonce que vous suivez : « Soupe chaude »",
-        "new_response": "Nouvelle réponse à « Soupe chaude » de Bilal",
-        "new_message": "Nouveau message de {by} à propos de « Soupe chaude »",
-        "accepted": "Votre réponse à « Soupe chaude » a été acceptée",
-        "declined": "Votre réponse à « Soupe chaude » a été déclinée",
-        "undone": "L’acceptation de votre réponse à « Soupe chaude » a été annulée",
-        "fulfilled": "L’annonce « Soupe chaude » est réalisée",
+        "new_post": "Nouvelle annonce que vous suivez\u202f: «\u202fSoupe chaude\u202f»",
+        "new_response": "Nouvelle réponse à «\u202fSoupe chaude\u202f» de Bilal",
+        "new_message": "Nouveau message de {by} à propos de «\u202fSoupe chaude\u202f»",
+        "accepted": "Votre réponse à «\u202fSoupe chaude\u202f» a été acceptée",
+        "declined": "Votre réponse à «\u202fSoupe chaude\u202f» a été déclinée",
+        "undone": "L’acceptation de votre réponse à «\u202fSoupe chaude\u202f» a été annulée",
+        "fulfilled": "L’annonce «\u202fSoupe chaude\u202f» est réalisée",
         "hello": "Bonjour {name},",
-        "wrote": "Bilal a écrit :",
-        "note": "Le mot de l’auteur :",
+        "wrote": "Bilal a écrit\u202f:",
+        "note": "Le mot de l’auteur\u202f:",
         "one_unread": "Vous avez 1 notification non lue.",
         "two_unread": "Vous avez 2 notifications non lues.",
         "footer": "Vous recevez cet e-mail parce que vous avez un compte sur",
@@ -382,8 +382,8 @@ async def test_responders_hear_that_a_post_expired_and_blocked_senders_are_not_h
         assert await service.expire_due(node) == 1
         told = await ana.latest()
         assert told.kind == "post_status_changed" and told.text("fr") == \
-            "L’annonce « Brood » a expiré"
-        assert (await mail.one_to(ana))["Subject"] == "L’annonce « Brood » a expiré"
+            "L’annonce «\u202fBrood\u202f» a expiré"
+        assert (await mail.one_to(ana))["Subject"] == "L’annonce «\u202fBrood\u202f» a expiré"
         assert told.text("nl") == "“Brood” is verlopen"
         # Ana blocks Bilal: what he writes or posts no longer reaches her.
         bilal_actor = await node.db.fetch_val(

@@ -112,7 +112,7 @@ async def test_nothing_is_published_until_the_author_confirms_then_it_is_as_writ
     sent = await node.db.fetch_val("SELECT COUNT(*) FROM activities")
     resp = await _post(client, "/posts/new?kind=need", "fr", NEED_FR)
     assert resp.status_code == 200
-    assert "Ceci sera public : retirez-le ou déplacez-le dans les notes privées." in resp.text
+    assert "Ceci sera public\u202f: retirez-le ou déplacez-le dans les notes privées." in resp.text
     assert "Rien n’est encore publié." in resp.text
     assert "<q>0470 12 34 56</q> (un numéro de téléphone)" in resp.text
     assert "<q>Rue de la Loi 16</q> (une adresse postale)" in resp.text
