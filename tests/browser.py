@@ -9,11 +9,16 @@ let the checker in (`bypass_csp=True`): nothing the site serves is changed by th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 AXE_JS = REPO / "tests" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
@@ -53,6 +58,24 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright's sync API, or the test skipped saying why.
+    Start the node first: making its PostgreSQL database uses asyncio.run, which cannot run
+    while Playwright's sync API holds an event loop in this thread."""
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium found (/usr/bin/chromium): bin/test installs Debian's chromium")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is in the test extra of pyproject.toml")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def new_context(browser, base_url: str, lang: str, width: int = 360):

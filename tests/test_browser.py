@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import CHROMIUM_ARGS, PageChecker, axe_missing, chromium_path, new_context
+from tests.browser import PageChecker, axe_missing, launched_chromium, new_context
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.databases import backend
 from tests.nodes import NodeProcess
@@ -60,17 +60,8 @@ def node(tmp_path_factory) -> Iterator[NodeProcess]:
 
 @pytest.fixture(scope="module")
 def browser(node: NodeProcess):
-    # Needs the node first: making its PostgreSQL database uses asyncio.run, which cannot run
-    # while Playwright's sync API holds an event loop in this thread.
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium found (/usr/bin/chromium): bin/test installs Debian's chromium")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is in the test extra of pyproject.toml")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:  # after the node (tests/browser.py says why)
         yield browser
-        browser.close()
 
 
 def new_page(browser, node: NodeProcess, locale: str, width: int = 360):

@@ -7,18 +7,16 @@ post's address."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
 import unicodedata
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from pypdf import PdfReader
 
 from node.posts.desk_refs import format_ref
+from tests.browser import launched_chromium
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.nodes import NodeProcess, csrf_from
 
@@ -26,19 +24,9 @@ pytestmark = pytest.mark.e2e
 
 HOST = "127.0.16.2"
 PHONE = "02 600 54 11"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update"]
 POSTS = [("need", "Lit pour deux nuits", "housing", "public"),
          ("offer", "Repas chaud le mardi", "food", "public"),
          ("need", "Aide pour les papiers", "paperwork", "local")]
-
-
-def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +68,8 @@ def node(tmp_path_factory) -> Iterator[tuple[NodeProcess, dict[str, str], dict[s
 
 @pytest.fixture(scope="module")
 def browser(node):
-    # After the node: its PostgreSQL database is made with asyncio.run, which cannot run while
-    # Playwright's sync API holds an event loop in this thread.
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("no Chromium found (/usr/bin/chromium): bin/test installs Debian's chromium")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is in the test extra of pyproject.toml")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with launched_chromium() as browser:  # after the node (tests/browser.py says why)
         yield browser
-        browser.close()
 
 
 def test_the_printed_list_has_what_a_person_needs_and_no_menus(node, browser) -> None:

@@ -78,18 +78,6 @@ async def network(request: Request) -> Response:
     return await _page(request, user)
 
 
-def _why(exc: Exception) -> str:
-    """What the member reads when a follow cannot be made (the exception's own text is for
-    the log: it is in English and names internals)."""
-    if isinstance(exc, follows.LocalTarget):
-        return _("This organisation is on this node: its posts are already in the list.")
-    if isinstance(exc, HandleError):
-        return _("Write a handle such as @food@other.example, or paste the link of the "
-                 "organisation's profile page.")
-    return _("No organisation answered at this address. Check the handle or the link, or try "
-             "again later.")
-
-
 async def follow_action(request: Request) -> Response:
     user = await current_user(request)
     if user is None:
@@ -103,11 +91,12 @@ async def follow_action(request: Request) -> Response:
         return await _page(request, user, str(exc), target, status=403)
     me = await member_actor(node, user)
     if me is None or not target:
-        return await _page(request, user, _why(HandleError(target)), target, status=400)
+        return await _page(request, user, follows.why_not_followed(HandleError(target)), target,
+                           status=400)
     try:
         remote, sent = await follows.follow(node, me, target)
     except (HandleError, FetchError, ValueError) as exc:
-        return await _page(request, user, _why(exc), target, status=400)
+        return await _page(request, user, follows.why_not_followed(exc), target, status=400)
     flash(request, "follow_sent" if sent else "already_following", handle=remote.handle)
     return RedirectResponse("/network", status_code=303)
 
