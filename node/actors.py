@@ -236,3 +236,12 @@ async def gone_for_good(node: Node, actor: LocalActor) -> bool:
     return bool(await node.db.fetch_val(
         "SELECT 1 FROM gone_actors WHERE actor_id = :i AND key_erased_at IS NOT NULL",
         {"i": actor.id}))
+
+
+async def site_name(node: Node) -> str:
+    """The name people know this node by, on its pages, emails and NodeInfo: its first
+    organisation's name as its admin edited it (NODE_ORG_NAME named it at the first start)."""
+    name = await node.db.fetch_val(
+        "SELECT name FROM actors WHERE username = :u AND kind = 'Group'",
+        {"u": node.settings.org_username})
+    return name or node.settings.org_name

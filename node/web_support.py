@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from node import i18n, notices
+from node.actors import site_name
 from node.config import REPO_ROOT
 from node.context import Node
 from node.notifications import unread_count
@@ -130,10 +131,8 @@ async def current_user(request: Request) -> dict | None:
 async def branded_settings(node: Node) -> Any:
     """The settings as pages show them: `org_name` is the node's first organisation's name as
     its admin edited it (NODE_ORG_NAME only named the organisation at the first start)."""
-    name = await node.db.fetch_val(
-        "SELECT name FROM actors WHERE username = :u AND kind = 'Group'",
-        {"u": node.settings.org_username})
-    if not name or name == node.settings.org_name:
+    name = await site_name(node)
+    if name == node.settings.org_name:
         return node.settings
     return dataclasses.replace(node.settings, org_name=name)
 

@@ -298,6 +298,22 @@ async def test_a_password_change_is_told_to_the_owner_by_email(app):
     [told] = mailbox.to("careful@example.org")
     assert told["Subject"] == "Uw wachtwoord op Voisins solidaires is gewijzigd"
     assert f"{BASE}/password/forgot" in text_of(told)
+    # Emails name the node as its pages do: by its organisation's name as the admin edited it.
+    rename = "UPDATE actors SET name = :n WHERE username = :u"
+    await node.db.execute(rename, {"n": "Buurtwerk Sint-Gillis", "u": node.settings.org_username})
+    try:
+        async with browser(asgi, "192.0.2.50") as client:
+            await log_in(client, "careful@example.org", NEW_PASSWORD)
+            resp = await form_post(client, "/account/password", current=NEW_PASSWORD,
+                                   password=PASSWORD, confirm=PASSWORD)
+            assert resp.status_code == 303
+            assert "Buurtwerk Sint-Gillis" in (await client.get("/")).text
+        await sent(node)
+    finally:  # the node serves the whole module
+        await node.db.execute(rename, {"n": "Voisins solidaires",
+                                       "u": node.settings.org_username})
+    assert mailbox.to("careful@example.org")[-1]["Subject"] == \
+        "Uw wachtwoord op Buurtwerk Sint-Gillis is gewijzigd"
 
 
 # --- sign-up never tells whether an address is known ----------------------------------------------

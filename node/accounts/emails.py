@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from node.actors import site_name
 from node.context import Node
 from node.i18n import N_, _, current_locale, reset_locale, set_locale
 from node.mailqueue import enqueue_email
@@ -22,8 +23,8 @@ def in_locale(locale: str) -> Iterator[str]:
         reset_locale(token)
 
 
-def _values(node: Node, **extra: str) -> dict[str, str]:
-    return {"site": node.settings.org_name, "login": node.url("/login"),
+async def _values(node: Node, **extra: str) -> dict[str, str]:
+    return {"site": await site_name(node), "login": node.url("/login"),
             "forgot": node.url("/password/forgot"), **extra}
 
 
@@ -31,7 +32,7 @@ async def _send(node: Node, to: str, locale: str, subject: str, body: str, **ext
     """One email in the member's language: `subject` and `body` are catalogue ids (marked with
     N_ where they are written), translated here and filled with the site's links and `extra`."""
     with in_locale(locale) as lang:
-        values = _values(node, **extra)
+        values = await _values(node, **extra)
         await enqueue_email(node, to, _(subject) % values, _(body) % values, locale=lang)
 
 

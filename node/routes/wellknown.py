@@ -15,6 +15,7 @@ from node.actors import (
     by_username,
     gone_for_good,
     instance_actor,
+    site_name,
 )
 from node.negotiation import json_response
 from node.web_support import node_of
@@ -62,7 +63,7 @@ async def nodeinfo_view(request: Request) -> Response:
     posts = await node.db.fetch_val("SELECT COUNT(*) FROM objects WHERE local = 1 AND deleted = 0")
     doc = nodeinfo.document(
         version="0.1.0", users_total=users or 0, active_month=users or 0, local_posts=posts or 0,
-        open_registrations=True, node_name=node.settings.org_name,
+        open_registrations=True, node_name=await site_name(node),
     )
     return json_response(
         doc, media_type=f'application/json; profile="{nodeinfo.SCHEMA_21}#"'
