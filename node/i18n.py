@@ -251,14 +251,16 @@ def format_date(value: Any, format: str = "medium", locale: str | None = None) -
                              locale=_babel_locale(locale or _current.get()))
 
 
-def format_number(value: Any, locale: str | None = None) -> str:
+def format_number(value: Any, locale: str | None = None, digits: int | None = None) -> str:
+    """A number in the reader's locale; with `digits`, always that many decimals."""
     if value is None or value == "":
         return ""
     try:
         number = float(value) if not isinstance(value, int) else value
     except (TypeError, ValueError):
         return str(value)
-    return format_decimal(number, locale=_babel_locale(locale or _current.get()))
+    pattern = None if digits is None else "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(number, format=pattern, locale=_babel_locale(locale or _current.get()))
 
 
 def language_name(code: str, locale: str | None = None) -> str:

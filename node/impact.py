@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from node.context import Node
+from node.i18n import format_number
 from node.posts.validation import TIMEZONE
 
 SMALL = 3
@@ -176,7 +177,13 @@ def _suppress(impact: Impact) -> None:
 
 
 def hours(seconds: float | None) -> str:
+    """Hours with one decimal, as the CSV gives them (a dot, whatever the reader's language)."""
     return "" if seconds is None else f"{seconds / 3600:.1f}"
+
+
+def hours_shown(seconds: float | None) -> str:
+    """Hours with one decimal in the reader's language: "3,5" in French and Dutch."""
+    return "" if seconds is None else format_number(seconds / 3600, digits=1)
 
 
 def _cell(value: str) -> str:

@@ -163,6 +163,10 @@ async def test_coordinators_see_every_figure_exactly(world):
         ["Saint-Gilles", "4", "1", "0", "1", "2", "2", "5.5", "13.5"],
         ["Uccle", "1", "1", "0", "0", "0", "1", "1.0", "2.0"],
     ]
+    # Hours in the reader's language: a decimal comma in Dutch (and French).
+    dutch = await client.get("/groups/voisins/impact?lang=nl")
+    assert "3,0 uur" in dutch.text and "7,0 uur" in dutch.text and "3.0 uur" not in dutch.text
+    await client.get("/groups/voisins/impact?lang=en")  # the switcher's cookie back to English
     # The charts: inline SVG images with a title, one pair of bars per group, no inline style
     # (the site's CSP allows style sheets from itself only) and no script.
     svgs = re.findall(r"<svg [^>]*>.*?</svg>", page.text, re.S)

@@ -56,7 +56,7 @@ async def _page(request: Request, figures: impact.Impact, org: LocalActor | None
         request, "impact.html", figures=figures, org=org, csv_url=csv_url, per_org=per_org,
         small=impact.SMALL, dimensions=impact.DIMENSIONS, titles=DIMENSION_TITLES,
         charts={d: impact.chart(figures.groups[d]) for d in impact.DIMENSIONS},
-        hours=impact.hours, categories_by_key=categories.BY_KEY,
+        hours=impact.hours_shown, categories_by_key=categories.BY_KEY,
         headers={"Cache-Control": "private, no-store"} if figures.full else None)
 
 
