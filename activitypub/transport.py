@@ -46,6 +46,10 @@ class FetchError(Exception):
         self.status = status
 
 
+class _DroppedConnection(Exception):
+    """The connection ended before any answer (aiohttp's ServerDisconnectedError or a reset)."""
+
+
 @dataclass
 class Response:
     status: int
@@ -372,6 +376,20 @@ class Transport:
         headers = sign_request("POST", url, key, body=encoded.body, digest=encoded.digest,
                                headers={"Content-Type": ACTIVITY_JSON, "Accept": ACCEPT})
         try:
+            return await self._post_once(url, headers, encoded)
+        except _DroppedConnection:
+            # A kept-alive connection the server closed just as it was reused (its keep-alive
+            # ran out: 5 s for uvicorn, more for others) fails without an answer. Once more on
+            # a new connection, at once: inboxes take an activity once by its id, so a POST
+            # that did arrive is not taken twice. The same signature is still fresh.
+            try:
+                return await self._post_once(url, headers, encoded)
+            except _DroppedConnection as exc:
+                raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _post_once(self, url: str, headers: dict[str, str],
+                         encoded: EncodedActivity) -> Response:
+        try:
             async with self._delivery_session().post(
                 url, data=encoded.body, headers=headers, allow_redirects=False
             ) as resp:
@@ -387,5 +405,9 @@ class Transport:
                     chunks.append(chunk)
                 return Response(resp.status, httpx.Headers(list(resp.headers.items())),
                                 b"".join(chunks), url)
+        except aiohttp.ClientConnectorError as exc:  # no connection made: not a dropped one
+            raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            raise _DroppedConnection(str(exc)) from exc
         except aiohttp.ClientError as exc:
             raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc

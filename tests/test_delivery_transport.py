@@ -171,3 +171,74 @@ async def test_answers_are_bounded_in_time_and_size(inboxes, path, error):
             await transport.post_activity(allowed.base + path, KEY, ACTIVITY, deadline=1.0)
     finally:
         await transport.aclose()
+
+
+class ClosingInbox:
+    """An inbox that answers the first request of each connection and keeps it open, then
+    closes that connection when the next request arrives on it, without a word: what a
+    server whose keep-alive ran out does to a request already on its way."""
+
+    def __init__(self, host: str) -> None:
+        self.host, self.port = host, free_port(host)
+        self.base = f"http://{host}:{self.port}"
+        self.answered = 0
+        self.dropped = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                if not first:
+                    self.dropped += 1
+                    break
+                first = False
+                self.answered += 1
+                writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n"
+                             b"Connection: keep-alive\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def __aenter__(self) -> ClosingInbox:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.server.close()
+
+
+async def test_a_kept_alive_connection_closed_under_a_delivery_is_retried_at_once():
+    """Every second POST meets a connection the server has just closed; each delivery still
+    gets its answer, through one immediate retry on a new connection."""
+    async with ClosingInbox("127.0.19.32") as inbox:
+        transport = Transport(allow_private=True, allow_http=True, timeout=2.0)
+        try:
+            for n in range(4):
+                resp = await transport.post_activity(f"{inbox.base}/inbox", KEY,
+                                                     {**ACTIVITY, "id": f"{ACTIVITY['id']}{n}"})
+                assert resp.status == 202
+        finally:
+            await transport.aclose()
+    assert inbox.answered == 4 and inbox.dropped == 3
+
+
+async def test_a_server_that_drops_every_delivery_fails_it_after_one_retry():
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    host = "127.0.19.33"
+    port = free_port(host)
+    server = await asyncio.start_server(drop, host, port)
+    transport = Transport(allow_private=True, allow_http=True, timeout=2.0)
+    try:
+        with pytest.raises(FetchError, match="Disconnected|reset|Connection"):
+            await transport.post_activity(f"http://{host}:{port}/inbox", KEY, ACTIVITY)
+    finally:
+        await transport.aclose()
+        server.close()
