@@ -16,7 +16,6 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.test_posts_pages import NEED, csrf, login, member, post_form
 from tests.test_ui_pages import OFFER, text_of
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
 NNBSP = "\u202f"
 FRENCH = i18n.TRANSLATIONS_DIR / "fr" / "LC_MESSAGES"
 # Every French catalogue: the main one and each feature's.
@@ -129,6 +128,7 @@ async def _english_on(client, paths: list[str], locale: str,
 
 
 @pytest.mark.parametrize("locale", ["fr", "nl"])
+@pytest.mark.asyncio(loop_scope="module")
 async def test_no_english_interface_text_on_french_or_dutch_pages(walked, locale):
     node, client, post_id, conversation = walked
     # The English catalogue itself is what the check looks for: it must find an English page.
