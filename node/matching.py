@@ -270,9 +270,9 @@ async def _tell_author(node: Node, user_id: str, post: Row, found: list[dict]) -
 
 
 async def post_arrived(node: Node, post: Row) -> None:
-    """A new open post: tell the authors of the local posts it fits, and its own side of the
-    posts that fit it. Never its own author about themselves; never a member about a post by
-    an actor hidden from them."""
+    """An open post, new or just edited: tell the authors of the local posts it fits, and its
+    own side of the posts that fit it, each pair once. Never its own author about themselves;
+    never a member about a post by an actor hidden from them."""
     if post.get("status", "open") != "open":
         return
     post = dict(post)

@@ -173,3 +173,37 @@ async def test_the_frequency_form_refuses_what_is_not_offered(module_node):
     assert await matching.frequency_of(node, user_id) == matching.DIGEST
     page = await client.get("/notifications/settings")
     assert 'name="match_frequency" value="digest" checked' in page.text
+
+
+async def test_an_edit_that_makes_a_need_fit_tells_the_offer_once(module_node):
+    """Matching runs again when a post is edited: the need that did not fit (another category)
+    tells the offer's author once it does, and a later edit tells nobody anew."""
+    node, client = module_node
+    giver = await create_member(node, NewMember("giver@n.example", PASSWORD, PASSWORD,
+                                                display_name="Giver"))
+    await stored(node, "offer", category="clothes", author=giver, title="Winter coats")
+    await create_member(node, NewMember("asker@n.example", PASSWORD, PASSWORD,
+                                        display_name="Asker", locale="en"))
+    client.cookies.clear()
+    token = csrf_from((await client.get("/login")).text)
+    resp = await client.post("/login", data={"csrf_token": token, "email": "asker@n.example",
+                                             "password": PASSWORD})
+    assert resp.status_code == 303
+    fields = {"kind": "need", "title": "Warm clothes for a child",
+              "description": "Size 8, for the winter.", "neighbourhood": "Forest",
+              "urgency": "2", "languages": ["fr"], "publish_as_written": "1"}
+    page = await client.get("/posts/new?kind=need")
+    resp = await client.post("/posts/new?kind=need", data={
+        "csrf_token": csrf_from(page.text), **fields, "category": "food"})
+    assert resp.status_code == 303, resp.text[-1500:]
+    need_id = resp.headers["location"].rsplit("/", 1)[-1].split("?")[0]
+    assert await told(node, giver) == []  # food does not fit coats
+
+    for title in ("Warm clothes for a child", "Warm clothes for a child, size 8"):
+        page = await client.get(f"/posts/{need_id}/edit")
+        resp = await client.post(f"/posts/{need_id}/edit", data={
+            "csrf_token": csrf_from(page.text), **fields, "title": title,
+            "category": "clothes"})
+        assert resp.status_code == 303, resp.text[-1500:]
+        [(kind, payload)] = await told(node, giver)
+        assert kind == "need_fits_offer" and payload["mine"] == "Winter coats"

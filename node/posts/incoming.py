@@ -74,6 +74,8 @@ async def store_remote_post(node: Node, model: RemoteObject, raw: dict[str, Any]
                               {**changes, "updated_at": stamp, "id": existing["id"]})
         if changes.get("status", existing["status"]) != existing["status"]:
             await notify.post_status_changed(node, {**existing, **changes}, changes["status"])
+        elif provenance.tells_members:
+            await notify.post_changed(node, {**existing, **changes})
         return {**existing, **changes}
     row = {**fields, "id": new_id()[:16], "author_user_id": None, "proxied": 0,
            "description_md": "", "remote": 1, "via": via.value,

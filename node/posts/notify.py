@@ -169,3 +169,9 @@ async def new_post(node: Node, post: Row) -> None:
         description=post.get("description_html") or "", actor=post.get("attributed_to")))
     # Whose offers fit a new need, whose needs a new offer (node/matching.py).
     await _safely("the authors of fitting posts", post, matching.post_arrived(node, post))
+
+
+async def post_changed(node: Node, post: Row) -> None:
+    """A post edited here or by its author's server: what fits it now and did not before is
+    told, as for a new post; a pair already told is never told again (node/matching.py)."""
+    await _safely("the authors of fitting posts", post, matching.post_arrived(node, post))

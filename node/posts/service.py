@@ -135,6 +135,7 @@ async def edit_post(node: Node, post: dict, fields: PostFields) -> dict:
             await save_notes(node, post["id"], fields.beneficiary_notes, None)
     updated = {**post, **changes}
     await publishing.updated(node, updated)
+    await notify.post_changed(node, updated)
     return updated
 
 
