@@ -74,9 +74,13 @@ def form_fields(html: str) -> list[str]:
     return re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', form)
 
 
-def selected(html: str, select: str) -> str:
-    block = re.search(rf'<select[^>]*name="{select}".*?</select>', html, re.S).group(0)
-    return re.search(r'<option value="([^"]*)"[^>]*selected', block).group(1)
+def selected(html: str, name: str) -> str:
+    """The chosen value of a select, or of a group of radio buttons."""
+    block = re.search(rf'<select[^>]*name="{name}".*?</select>', html, re.S)
+    if block is None:
+        return re.search(rf'<input type="radio" name="{name}" value="([^"]*)" checked',
+                         html).group(1)
+    return re.search(r'<option value="([^"]*)"[^>]*selected', block.group(0)).group(1)
 
 
 async def post_need(client: httpx.AsyncClient, title: str, **fields: str) -> str:
