@@ -220,6 +220,11 @@ async def test_only_the_organisations_coordinators_and_admins_open_the_desk(serv
         "SELECT proxied_visibility FROM actors WHERE username = 'voisins'") == "followers"
     async with signed_in(base, "mia@example.org") as mia:
         assert (await mia.get("/desk")).status_code == 403
+    # A coordinator of no organisation yet (the menu shows them "Desk") is told why, not refused.
+    await create_user(node, "lone@example.org", PASSWORD, role="coordinator")
+    async with signed_in(base, "lone@example.org") as lone:
+        page = await lone.get("/desk", headers={"Accept-Language": "fr"})
+        assert page.status_code == 200 and "aucune organisation" in page.text
     async with signed_in(base, "oscar@example.org") as oscar:
         resp = await oscar.get("/desk")
         assert resp.status_code == 303 and resp.headers["location"] == "/groups/maison/desk"

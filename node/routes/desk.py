@@ -17,7 +17,7 @@ from node.actors import LocalActor, actor_uri, by_username
 from node.db import now
 from node.i18n import N_, TIMEZONE, current_locale
 from node.notices import flash
-from node.posts import categories, service
+from node.posts import categories, parties, service
 from node.routes.posts import LANGUAGES
 from node.web_support import CsrfError, check_csrf, current_user, login_redirect, node_of, render
 
@@ -47,6 +47,10 @@ async def choose_view(request: Request) -> Response:
     if user is None:
         return login_redirect(request)
     orgs = await desk.managed_organisations(node_of(request), user)
+    if not orgs and user["role"] in parties.MANAGERS:
+        # The menu shows "Desk" to every coordinator; one of no organisation yet is told why
+        # the page is empty and who can change it, not refused.
+        return await render(request, "desk_choose.html", orgs=[])
     if not orgs:
         errors.forbidden(NOT_YOURS)
     if len(orgs) == 1:
