@@ -92,17 +92,19 @@ async def _set_state(node: Node, relay_id: int, state: str, detail: str | None =
     )
 
 
-async def subscribe(node: Node, url: str) -> Relay:
+async def subscribe(node: Node, url: str, again: bool = False) -> Relay:
     """Subscribe to the relay at `url` (its actor, or its inbox for a Mastodon-style relay).
-    Subscribing again to a refused or failed relay sends a new Follow; to a pending or
-    subscribed one, nothing."""
+    Subscribing again to a refused or failed relay sends a new Follow; to a subscribed one,
+    nothing; to a pending one, only when the admin asks `again` (a relay that lost the Follow,
+    or was down when it came, never answers it)."""
     url = url.strip()
     if len(url) > URL_MAX or not is_http_url(url):
         raise RelayError("not_a_link")
     if node.is_local(url):
         raise RelayError("local")
     existing = await node.db.fetch_one("SELECT * FROM relays WHERE url = :u", {"u": url})
-    if existing is not None and existing["state"] in ("pending", "subscribed"):
+    if existing is not None and (existing["state"] == "subscribed"
+                                 or existing["state"] == "pending" and not again):
         return Relay.from_row(existing)
     style = style_of(url)
     actor: str | None = None

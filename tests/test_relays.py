@@ -213,6 +213,22 @@ def test_what_relays_and_strangers_send_counts_only_as_the_origin_confirms(guard
                     {"i": dead})
     page = node.client.get("/admin/relays").text
     assert "refusé par le relais" in page and "relais Mastodon" in page and "HTTP 405" in page
+
+    # A relay that never answers stays pending; the admin asks again: a new Follow goes out.
+    silent = fake_relay.add_actor("silent", kind="Application")
+    assert subscribe(node, silent.uri).status_code == 303
+    wait_for(lambda: [f for f in fake_relay.received_of("Follow") if f["object"] == silent.uri],
+             "the Follow to the silent relay")
+    assert subscribe(node, silent.uri).status_code == 303  # a second subscribe sends nothing
+    assert "Redemander" in node.client.get("/admin/relays").text
+    token = csrf_from(node.client.get("/admin/relays").text)
+    assert node.client.post("/admin/relays/subscribe", data={
+        "csrf_token": token, "url": silent.uri, "again": "1"}).status_code == 303
+    wait_for(lambda: len([f for f in fake_relay.received_of("Follow")
+                          if f["object"] == silent.uri]) == 2, "the Follow asked again")
+    first, again = [f["id"] for f in fake_relay.received_of("Follow")
+                    if f["object"] == silent.uri]
+    assert first != again and relay_state(node, silent.uri, "pending")["follow_id"] == again
     assert node.query("SELECT style, state FROM relays WHERE url = :u", {"u": dead}) == [
         {"style": "mastodon", "state": "failed"}]
 

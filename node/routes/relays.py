@@ -60,7 +60,7 @@ async def subscribe_action(request: Request) -> Response:
     except CsrfError as exc:
         return await _page(request, str(exc), url, status=403)
     try:
-        relay = await relays.subscribe(node_of(request), url)
+        relay = await relays.subscribe(node_of(request), url, again=form.get("again") == "1")
     except relays.RelayError as exc:
         return await _page(request, _(WHY[exc.reason]), url, status=400)
     flash(request, "relay_subscribed", url=relay.url)
