@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from node import leases
 from node.context import Node
 from node.db import dumps, now
 from outbox.backoff import retry_delay
@@ -90,18 +91,10 @@ async def store_ignored(node: Node, activity: dict[str, Any], actor_uri: str) ->
 
 async def claim(node: Node, worker_id: str, limit: int, lease: float) -> list[Entry]:
     """Take up to `limit` due pending rows whose lease is free, atomically across processes."""
-    if limit <= 0:
-        return []
-    stamp = now()
-    lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
-    rows = await node.db.fetch_all(
-        "UPDATE inbox_log SET locked_until = :lease, claimed_by = :w WHERE activity_id IN ("
-        " SELECT activity_id FROM inbox_log WHERE status = 'pending' AND next_attempt_at <= :now"
-        " AND (locked_until IS NULL OR locked_until < :now)"
-        f" ORDER BY next_attempt_at LIMIT :n {lock}"
-        ") RETURNING activity_id, actor_uri, type, payload, recipient_id, attempts",
-        {"lease": stamp + lease, "w": worker_id, "now": stamp, "n": limit},
-    )
+    rows = await leases.claim(
+        node, table="inbox_log", key="activity_id", state="status",
+        returning=("activity_id", "actor_uri", "type", "payload", "recipient_id", "attempts"),
+        worker_id=worker_id, limit=limit, lease=lease)
     return [Entry(**row) for row in rows]
 
 

@@ -29,6 +29,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from node import leases
 from node.config import Settings
 from node.context import Node
 from node.db import now
@@ -131,17 +132,11 @@ def build_message(settings: Settings, email: QueuedEmail) -> EmailMessage:
 async def claim(node: Node, sender_id: str, limit: int, lease: float,
                 due_by: float | None = None) -> list[QueuedEmail]:
     """Takes up to `limit` emails due now (or by `due_by`) for this sender, atomically."""
-    stamp = now()
-    lock = "FOR UPDATE SKIP LOCKED" if node.db.is_postgres else ""
-    rows = await node.db.fetch_all(
-        "UPDATE email_queue SET locked_until = :lease, claimed_by = :w WHERE id IN ("
-        " SELECT id FROM email_queue WHERE state = 'pending' AND next_attempt_at <= :due"
-        " AND (locked_until IS NULL OR locked_until < :now)"
-        f" ORDER BY next_attempt_at LIMIT :n {lock}"
-        ") RETURNING id, recipient, subject, body_text, body_html, locale, message_id, attempts",
-        {"lease": stamp + lease, "w": sender_id, "now": stamp, "n": limit,
-         "due": min(stamp, due_by) if due_by is not None else stamp},
-    )
+    rows = await leases.claim(
+        node, table="email_queue", key="id", state="state",
+        returning=("id", "recipient", "subject", "body_text", "body_html", "locale",
+                   "message_id", "attempts"),
+        worker_id=sender_id, limit=limit, lease=lease, due_by=due_by)
     return sorted((QueuedEmail(**row) for row in rows), key=lambda e: e.id)
 
 
