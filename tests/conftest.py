@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 
 from node.app import create_app
 from node.config import Settings, load_settings
 from node.context import Node
 from tests.databases import drop_postgres_database, make_database_url
+from tests.peers import free_port
 
 ADMIN_EMAIL = "admin@example.org"
 ADMIN_PASSWORD = "correct horse battery"
@@ -52,6 +57,41 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[Node, httpx.Asy
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=settings.base_url) as client:
             yield app.state.node, client
+
+
+async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
+    """Await `check()` until it returns something true (returned), or fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {seconds} s: {check}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def serve(tmp: Path, url: str, host: str, **overrides: str
+                ) -> AsyncIterator[tuple[Node, str]]:
+    """A node served over HTTP by uvicorn on `host` (a free port), with its delivery worker,
+    in this event loop: for tests where peers must reach the node itself."""
+    port = free_port(host)
+    base = f"http://{host}:{port}"
+    settings = node_settings(tmp, url, **{
+        "NODE_BASE_URL": base, "NODE_RUN_WORKER": "1", "NODE_RATE_LOGIN_PER_ADDRESS": "0",
+        "NODE_ALLOW_HTTP": "1", "NODE_ALLOW_PRIVATE_ADDRESSES": "1", **overrides})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                               lifespan="off"))
+        task = asyncio.create_task(server.serve())
+        await until(lambda: asyncio.sleep(0, server.started))
+        try:
+            yield app.state.node, base
+        finally:
+            server.should_exit = True
+            await task
 
 
 @pytest.fixture

@@ -18,12 +18,10 @@ CSRF token, password, confirmation). Then, comparing every table before and afte
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,14 +29,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from activitypub.signatures import parse_signature
 from node.accounts.invitations import accept_invitation, create_invitation
 from node.accounts.members import NewMember, create_member
 from node.accounts.passwords import start_reset_for
 from node.actors import by_id, organisations
-from node.app import create_app
 from node.auth import hash_password
 from node.context import Node
 from node.follows import record_follow
@@ -49,8 +45,8 @@ from node.moderation.reports import file_report
 from node.notes import publish_note
 from node.posts import responses, service
 from node.remote_actors import fetch_actor
-from tests.conftest import node_settings
-from tests.peers import RemotePeer, free_port
+from tests.conftest import serve, until
+from tests.peers import RemotePeer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -74,17 +70,6 @@ def csrf(page: httpx.Response) -> str:
     return match.group(1)
 
 
-async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {seconds} s: {check}")
-        await asyncio.sleep(0.05)
-
-
 @dataclass
 class World:
     node: Node
@@ -96,21 +81,8 @@ class World:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def served(module_database):
     tmp, url = module_database
-    port = free_port(HOST)
-    base = f"http://{HOST}:{port}"
-    settings = node_settings(tmp, url, NODE_BASE_URL=base, NODE_RUN_WORKER="1",
-                             NODE_RATE_LOGIN_PER_ADDRESS="0")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
-                                               lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        await until(lambda: asyncio.sleep(0, server.started))
-        try:
-            yield app.state.node, base
-        finally:
-            server.should_exit = True
-            await task
+    async with serve(tmp, url, HOST) as pair:
+        yield pair
 
 
 @functools.cache

@@ -22,8 +22,8 @@ from node.db import Database, now
 from node.i18n import format_datetime, translate
 from node.migrations import _render, load_migrations, migrate
 from node.posts.desk_refs import format_ref
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.test_organisations import CSRF, PASSWORD, serve, signed_in, token
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, serve
+from tests.test_organisations import CSRF, PASSWORD, signed_in, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from node.notifications import KIND_LABELS
+from tests.mail import Mailbox, SmtpServer
 from tests.nodes import NodeProcess, csrf_from
-from tests.test_mailqueue import Mailbox, SmtpServer
 from tests.test_notifications_e2e import local_member, member
 
 pytestmark = pytest.mark.e2e

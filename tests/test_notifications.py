@@ -5,45 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from node import mailqueue, notifications
 from node.accounts.members import NewMember, create_member
 from node.context import Node
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings, running_app
+from tests.mail import Mailbox, SmtpServer
 from tests.nodes import csrf_from
 from tests.peers import free_port
 from tests.test_accounts import PASSWORD, sign_up
 
 
-class Mailbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp_server():
-    mailbox = Mailbox()
-    port = free_port("127.0.0.127")
-    controller = Controller(mailbox, hostname="127.0.0.127", port=port)
-    controller.start()
+    server = SmtpServer("127.0.0.127")
     try:
-        yield mailbox, port
+        yield server.start(Mailbox()), server.port
     finally:
-        controller.stop()
+        server.stop()
 
 
 async def user_id(node: Node, email: str) -> str:

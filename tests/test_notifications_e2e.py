@@ -12,8 +12,8 @@ import pytest
 from node.accounts.members import NewMember, create_member
 from node.config import load_settings
 from node.context import Node
+from tests.mail import Mailbox, SmtpServer
 from tests.nodes import NodeProcess, csrf_from
-from tests.test_mailqueue import Mailbox, SmtpServer
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "long enough password"

@@ -25,9 +25,9 @@ from node.context import Node
 from node.moderation import blocks
 from node.posts import service
 from tests.conftest import node_settings
+from tests.mail import Mailbox, SmtpServer
 from tests.nodes import csrf_from
 from tests.test_accounts import PASSWORD, log_in
-from tests.test_mailqueue import Mailbox, SmtpServer
 
 SMTP_HOST = "127.0.0.123"
 BASE = "http://127.0.0.1:8999"

@@ -9,25 +9,21 @@ import contextlib
 import io
 import json
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from PIL import Image
 
 from node.actors import by_username, create_actor
-from node.app import create_app
 from node.auth import create_user
 from node.context import Node
 from node.follows import follow_handle
-from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, serve, until
 from tests.databases import drop_postgres_database, make_database_url
-from tests.peers import RemotePeer, free_port
+from tests.peers import RemotePeer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -38,38 +34,6 @@ PASSWORD = "long enough password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 AP = {"Accept": "application/activity+json"}
 GPS_IFD = 0x8825
-
-
-async def until(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {seconds} s")
-        await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def serve(tmp: Path, url: str, host: str) -> AsyncIterator[tuple[Node, str]]:
-    """A node served over HTTP on `host`, with its delivery worker, in this event loop."""
-    port = free_port(host)
-    base = f"http://{host}:{port}"
-    settings = node_settings(tmp, url, NODE_BASE_URL=base, NODE_RUN_WORKER="1",
-                             NODE_RATE_LOGIN_PER_ADDRESS="0", NODE_ALLOW_HTTP="1",
-                             NODE_ALLOW_PRIVATE_ADDRESSES="1")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                               lifespan="off"))
-        task = asyncio.create_task(server.serve())
-        await until(lambda: asyncio.sleep(0, server.started))
-        try:
-            yield app.state.node, base
-        finally:
-            server.should_exit = True
-            await task
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -12,14 +12,12 @@
 from __future__ import annotations
 
 import re
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
 
 from node import mailqueue
 from node.accounts.members import NewMember, create_member
@@ -28,8 +26,8 @@ from node.actors import create_actor
 from node.context import Node
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, node_settings, running_app
 from tests.databases import drop_postgres_database, make_database_url
+from tests.mail import Mailbox, SmtpServer
 from tests.nodes import csrf_from
-from tests.peers import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,20 +35,6 @@ SMTP_HOST = "127.0.0.100"
 BASE = "http://127.0.0.1:8999"
 PASSWORD = "a long enough secret"
 NEW_PASSWORD = "another long secret"
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
 
 
 def text_of(message: EmailMessage) -> str:
@@ -68,13 +52,11 @@ def link_in(message: EmailMessage) -> str:
 
 @pytest.fixture(scope="module")
 def smtp():
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname=SMTP_HOST, port=free_port(SMTP_HOST))
-    controller.start()
+    server = SmtpServer(SMTP_HOST)
     try:
-        yield mailbox, controller.port
+        yield server.start(Mailbox()), server.port
     finally:
-        controller.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
