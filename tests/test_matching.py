@@ -207,3 +207,26 @@ async def test_an_edit_that_makes_a_need_fit_tells_the_offer_once(module_node):
         assert resp.status_code == 303, resp.text[-1500:]
         [(kind, payload)] = await told(node, giver)
         assert kind == "need_fits_offer" and payload["mine"] == "Winter coats"
+
+
+async def test_a_remote_posts_withdrawal_reaches_a_responder_already_told_it_closed(node):
+    """Another node sends its kind Reject ('closed') and the post's Delete apart; when the
+    Reject comes first the response is no longer pending, and the responder must still hear
+    that the post was withdrawn (node/posts/notify.post_status_changed)."""
+    from node.posts.incoming import post_deleted
+
+    helper = await create_member(node, NewMember("late@n.example", PASSWORD, PASSWORD,
+                                                 display_name="Late"))
+    post = await stored(node, "need", remote=True, org="http://b.example/groups/refuge",
+                        title="A bed for two nights")
+    await node.db.execute(
+        "INSERT INTO responses (id, post_id, thread_uri, responder_uri, responder_user_id, "
+        "responder_name, message_html, public, status, offer_uri, answer_uri, created_at, "
+        "updated_at) VALUES (:i, :p, :th, :r, :u, 'Late', 'I can help', 0, 'not_needed', "
+        ":o, NULL, :t, :t)",
+        {"i": new_id()[:16], "p": post["id"], "th": node.url(f"/threads/{new_id()}"),
+         "r": node.url("/users/late"), "u": helper, "o": node.url(f"/offers/{new_id()}"),
+         "t": time.time()})
+    await post_deleted(node, post["uri"], post["attributed_to"])
+    [(kind, payload)] = await told(node, helper)
+    assert kind == "post_status_changed" and payload["status"] == "withdrawn"

@@ -140,12 +140,17 @@ async def acceptance_undone(node: Node, post: Row, response: Row | str | None, *
 async def post_status_changed(node: Node, post: Row, status: str, *,
                               by_user_id: str | None = None) -> None:
     """A post was closed, withdrawn, fulfilled or expired: tell the local members whose
-    response is still pending or accepted (a declined one was told already)."""
+    response is still waiting or accepted (a declined one was told already)."""
     if status not in TOLD_STATUSES:
         return
+    # Another server sends its kind Reject ("closed": the response becomes not_needed) and the
+    # post's Delete or Update apart, in either order: its waiting responders hear of the new
+    # status whichever comes first. Here, close() tells them before their responses change.
+    waiting = "('pending', 'accepted', 'not_needed')" if post["remote"] else \
+        "('pending', 'accepted')"
     rows = await node.db.fetch_all(
         "SELECT responder_user_id FROM responses WHERE post_id = :p "
-        "AND responder_user_id IS NOT NULL AND status IN ('pending', 'accepted') "
+        f"AND responder_user_id IS NOT NULL AND status IN {waiting} "
         "ORDER BY created_at", {"p": post["id"]})
     told: set[str] = set()
     for row in rows:
