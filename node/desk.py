@@ -20,8 +20,7 @@ import segno
 from node import organisations
 from node.actors import LocalActor, actor_uri, by_id, by_uri
 from node.context import Node
-from node.db import now
-from node.posts import parties, service
+from node.posts import parties, queries, service
 from node.posts.desk_refs import format_ref, parse_ref
 from node.posts.validation import VISIBILITIES
 
@@ -229,16 +228,9 @@ async def paper_posts(node: Node, org: LocalActor, filters: PaperFilters) -> lis
     """The organisation's open public posts: offers first (what a person can go and get), then
     needs, the most urgent first. Only public posts: paper leaves the node."""
     await service.expire_due(node)
-    where = ["org_uri = :org", "remote = 0", "visibility = 'public'",
-             "status IN ('open', 'in_progress')", "(ends_at IS NULL OR ends_at >= :now)"]
-    values: dict = {"org": actor_uri(node, org), "now": now()}
-    for column in ("neighbourhood", "category"):
-        if getattr(filters, column):
-            where.append(f"{column} = :{column}")
-            values[column] = getattr(filters, column)
-    if filters.language:
-        where.append("(',' || languages || ',') LIKE :lang")
-        values["lang"] = f"%,{filters.language},%"
+    where, values = queries.open_posts_where(filters)
+    where += ["org_uri = :org", "remote = 0", "visibility = 'public'"]
+    values["org"] = actor_uri(node, org)
     rows = await node.db.fetch_all(
         f"SELECT * FROM posts WHERE {' AND '.join(where)} "
         "ORDER BY CASE kind WHEN 'offer' THEN 0 ELSE 1 END, urgency DESC, created_at DESC "

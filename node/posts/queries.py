@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from node.context import Node
 from node.db import now
@@ -41,15 +42,12 @@ def can_see(user: dict | None, post: dict) -> bool:
     return post["visibility"] == "public" or user is not None
 
 
-async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[list[dict], int]:
-    """One page of open posts and the total count."""
+def open_posts_where(filters: Any) -> tuple[list[str], dict[str, Any]]:
+    """The conditions of every list of open posts (the offers list, the paper list): open or
+    in progress, not past their end, and of the filters' category, neighbourhood and spoken
+    language where they name one."""
     where = ["status IN ('open', 'in_progress')", "(ends_at IS NULL OR ends_at >= :now)"]
-    values: dict = {"now": now()}
-    if not signed_in:
-        where.append("visibility = 'public'")
-    if filters.kind in ("offer", "need"):
-        where.append("kind = :kind")
-        values["kind"] = filters.kind
+    values: dict[str, Any] = {"now": now()}
     for column in ("category", "neighbourhood"):
         if getattr(filters, column):
             where.append(f"{column} = :{column}")
@@ -58,6 +56,17 @@ async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[lis
         # Languages are stored as "fr,nl": surround with commas to match whole codes only.
         where.append("(',' || languages || ',') LIKE :lang")
         values["lang"] = f"%,{filters.language},%"
+    return where, values
+
+
+async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[list[dict], int]:
+    """One page of open posts and the total count."""
+    where, values = open_posts_where(filters)
+    if not signed_in:
+        where.append("visibility = 'public'")
+    if filters.kind in ("offer", "need"):
+        where.append("kind = :kind")
+        values["kind"] = filters.kind
     # A post of another node that came by a follow is listed while someone here follows its
     # organisation or its author, so that unfollowing takes it out of the lists (its page
     # stays); one passed on by a relay or looked up is listed on its own (provenance.py).
