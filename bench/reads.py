@@ -1,9 +1,10 @@
 """Reads under concurrent load: p50/p99 latency and requests per second for WebFinger, the
-organisation's actor document, its outbox (first, last and a middle page) and the offers list
-(/posts), against a real node process holding N stored posts.
+organisation's actor document, its outbox (first, last and a middle page), one offer (its
+Note as a peer fetches it, and its HTML page) and the offers list (/posts), against a real
+node process holding N stored posts.
 
     .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
-        [--concurrency 32] [--workers 1] [--rate 1000]
+        [--concurrency 32] [--workers 1] [--rate 1000] [--only outbox,webfinger]
 
 With `--rate R`, each endpoint gets an open-loop load instead (bench/harness.open_loop): R
 requests per second due at fixed times, latency counted from each request's due time, so a
@@ -49,6 +50,10 @@ def _endpoints(host: str, org: str, size: int) -> list[tuple[str, bytes]]:
                                      AP)),
         ("outbox middle", http_request(
             "GET", f"/groups/{org}/outbox?max_id={size // 2}&page=true", host, AP)),
+        # One offer as a peer fetches it (its Note), and the same post's page for a person.
+        ("post", http_request("GET", f"/posts/bench{size // 2}", host, AP)),
+        ("post page", http_request("GET", f"/posts/bench{size // 2}", host,
+                                   {"Accept": "text/html"})),
         ("offers list", http_request("GET", "/posts", host, {"Accept": "text/html"})),
     ]
 
@@ -62,8 +67,11 @@ def run_one(kind: str, url: str, size: int, args) -> None:
         asyncio.run(prepare_node(env, size, offers=True))
         with NodeServer(env, base, workers=args.workers) as server:
             for name, request in _endpoints(host, "voisins", size):
-                asyncio.run(hammer(("127.0.0.2", port), [request], 2, duration=0.3))  # warm
-                spy = profiler(server, args.profile, f"reads-{kind}-{size}-{name.split()[0]}")
+                if args.only and not any(word in name for word in args.only.split(",")):
+                    continue
+                asyncio.run(hammer(("127.0.0.2", port), [request], 32, duration=0.5))  # warm
+                label = name.replace(" ", "-")
+                spy = profiler(server, args.profile, f"reads-{kind}-{size}-{label}")
                 if args.rate:
                     assert server.proc is not None
                     cpu = group_cpu_seconds(server.proc.pid)
@@ -96,7 +104,9 @@ def main() -> None:
                      concurrency=(int, 32, "connections in flight"),
                      workers=(int, 1, "uvicorn web workers of the node"),
                      profile=(str, "", "directory for py-spy profiles of the node (optional)"),
-                     rate=(float, 0.0, "open loop: requests per second due (0: closed loop)"))
+                     rate=(float, 0.0, "open loop: requests per second due (0: closed loop)"),
+                     only=(str, "", "endpoints whose name contains one of these words "
+                                    "(comma-separated), e.g. outbox,post"))
     print_limits(machine_limits())
     print(f"reads; node web workers: {args.workers}, {args.concurrency} connections, "
           f"{args.seconds:g}s per endpoint")

@@ -6,12 +6,12 @@ this node runs its handler and, after a crash, resumes it (inbox/runner.py, inbo
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.requests import Request
 
 from activitypub.signatures import SignatureError
@@ -76,9 +76,11 @@ def _depth(value: Any) -> int:
 
 def parse_activity(body: bytes) -> dict[str, Any]:
     try:
-        activity = json.loads(body)
+        # orjson: a third of the json module's time, and stricter where strict is right for
+        # text that will be stored (a lone surrogate, NaN, an integer past 64 bits: refused).
+        activity = orjson.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise Refused(400, "body is not valid JSON") from exc
+        raise Refused(400, f"body is not valid JSON: {exc}") from exc
     if not isinstance(activity, dict):
         raise Refused(400, "an activity must be a JSON object")
     depth = _depth(activity)

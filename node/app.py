@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from inbox.runner import start_runner
-from node import backfill, errors, mailqueue, matching
+from node import backfill, errors, heap, mailqueue, matching
 from node.accounts.sessions import ServerSessionMiddleware
 from node.config import REPO_ROOT, Settings, load_settings
 from node.context import Node
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The sender also queues the digests of matches that are due (node/matching.py).
         mail_sender = (mailqueue.start_sender(node, (matching.queue_due_digests,))
                        if settings.run_worker else None)
+        heap.freeze_after_startup()
         try:
             yield
         finally:

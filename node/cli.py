@@ -46,7 +46,7 @@ def _announce(settings, first) -> None:
 
 async def _worker(settings) -> None:
     from inbox.runner import start_runner
-    from node import mailqueue, matching
+    from node import heap, mailqueue, matching
     from node.context import Node
     from outbox.worker import DeliveryWorker
 
@@ -55,6 +55,7 @@ async def _worker(settings) -> None:
     worker = DeliveryWorker(node)
     mail_sender = mailqueue.start_sender(node, (matching.queue_due_digests,))
     inbox_runner = start_runner(node)
+    heap.freeze_after_startup()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.wake.set)

@@ -11,8 +11,14 @@ become `$1..$n` once per query text. Around that, after a profile of the inbox:
   layer holds `databases` connections open for the process's life: one writer, guarded by a lock
   for single statements and whole transactions (`BEGIN IMMEDIATE`, so that two processes never
   deadlock upgrading a read lock), and a few readers, which WAL lets run beside the writer.
+  Short reads outside a transaction run on one more read-only connection owned by the event
+  loop's thread, with no thread trip at all (a trip cost more than the read itself: a third of
+  an outbox page's CPU); a read that overruns a small time budget, or meets a lock, is
+  interrupted and done again on a reader thread, and its text keeps to the threads from then on.
 - PostgreSQL: `databases`' asyncpg pool; each task gets its own connection, a transaction keeps
-  it, and a nested transaction becomes a savepoint.
+  it, and a nested transaction becomes a savepoint. A statement outside any transaction goes
+  to the pool itself (acquire, run, release), without `databases`' per-task connection
+  bookkeeping around it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import contextvars
 import json
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -33,6 +40,11 @@ import databases
 from databases.core import Connection
 
 READERS = 4
+# A read run on the event loop's thread holds every other request back while it runs: past this
+# (seconds) it is interrupted and sent to a reader thread, and so is its query text afterwards.
+LOOP_READ_BUDGET = 0.002
+LOOP_READ_CHECK_EVERY = 2000  # SQLite virtual-machine instructions between two budget checks
+SLOW_QUERIES_KEPT = 256
 POOL_SIZE = 10
 # SQLite's planner needs statistics to prefer an ORDER BY index over a selective-looking
 # equality (the offers list: 18 ms -> 0.5 ms at 10k posts). ANALYZE samples this many rows per
@@ -251,6 +263,7 @@ class _Sqlite:
         self.write_lock = asyncio.Lock()
         self.readers: list[Connection] = []
         self.reader_slots = 0
+        self.loop_reader: _LoopReader | None = None
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
         self.in_tx: contextvars.ContextVar[Connection | None] = \
             contextvars.ContextVar(f"sqlite_tx_{id(self)}", default=None)
@@ -271,6 +284,7 @@ class _Sqlite:
         self.writer = await self._open()
         if not self.shared_memory:
             await self.writer.execute("PRAGMA journal_mode=WAL")
+            self.loop_reader = _LoopReader(self.path)
         await self._analyze()
 
     async def _analyze(self) -> None:
@@ -280,6 +294,9 @@ class _Sqlite:
         await self.writer.execute("ANALYZE")
 
     async def disconnect(self) -> None:
+        if self.loop_reader is not None:
+            self.loop_reader.close()
+            self.loop_reader = None
         for conn in self.readers:
             await conn.__aexit__()
         self.readers.clear()
@@ -343,6 +360,10 @@ class _Sqlite:
     async def fetch(self, query: str, values: Mapping[str, Any], one: bool) -> list[dict]:
         if self.in_tx.get() is not None or self.shared_memory or not _reads_only(query):
             return await self._write(query, values, fetch=True, one=one)
+        if self.loop_reader is not None:
+            rows = self.loop_reader.fetch(query, _bind(query, values), one)
+            if rows is not None:
+                return rows
         conn = await self._reader()
         try:
             return await self._run(conn, query, values, False, True, one)
@@ -415,6 +436,47 @@ def _sqlite_statement(conn: sqlite3.Connection, query: str, values: Any, many: b
         cursor.close()
 
 
+class _LoopReader:
+    """A read-only sqlite3 connection used on the thread that opened it (the event loop's), for
+    reads that take less than LOOP_READ_BUDGET. `fetch` answers None when the read must go to a
+    reader thread instead: another thread, a query text that overran its budget before, or one
+    that overruns or meets a lock now (WAL readers rarely wait, but they can, e.g. while
+    another connection recovers the log)."""
+
+    def __init__(self, path: str) -> None:
+        self.thread = threading.get_ident()
+        # timeout=0: a lock is never waited for on the loop; the reader threads wait instead.
+        self.conn = sqlite3.connect(path, timeout=0, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA query_only=ON")
+        self.deadline = 0.0
+        self.conn.set_progress_handler(self._overrun, LOOP_READ_CHECK_EVERY)
+        self.slow: dict[str, None] = {}
+
+    def _overrun(self) -> bool:
+        return time.perf_counter() > self.deadline
+
+    def fetch(self, query: str, values: Any, one: bool) -> list[dict] | None:
+        if query in self.slow or threading.get_ident() != self.thread:
+            return None
+        self.deadline = time.perf_counter() + LOOP_READ_BUDGET
+        try:
+            return _sqlite_statement(self.conn, query, values, False, True, one)
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if "interrupted" in message:
+                self.slow[query] = None
+                if len(self.slow) > SLOW_QUERIES_KEPT:
+                    del self.slow[next(iter(self.slow))]
+                return None
+            if "locked" in message or "busy" in message:
+                return None
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------
 
 async def _keep_session(conn: Any) -> None:
@@ -438,10 +500,17 @@ class _Postgres:
     async def disconnect(self) -> None:
         await self.database.disconnect()
 
+    def _pool(self) -> Any:
+        """asyncpg's pool for a statement outside any transaction of this task, else None (the
+        statement belongs to the transaction's connection)."""
+        return None if self.depth.get() else self.database._backend._pool
+
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
         text, args = _args(query, values)
-        # The task's `databases` connection (its transaction's, if any): the first value a
-        # RETURNING clause gives, else None.
+        # The first value a RETURNING clause gives, else None.
+        pool = self._pool()
+        if pool is not None:
+            return await pool.fetchval(text, *args)
         async with self.database.connection() as conn:
             return await conn.raw_connection.fetchval(text, *args)
 
@@ -458,6 +527,12 @@ class _Postgres:
 
     async def fetch(self, query: str, values: Mapping[str, Any], one: bool) -> list[dict]:
         text, args = _args(query, values)
+        pool = self._pool()
+        if pool is not None:
+            if one:
+                row = await pool.fetchrow(text, *args)
+                return [dict(row.items())] if row is not None else []
+            return [dict(row.items()) for row in await pool.fetch(text, *args)]
         async with self.database.connection() as conn:
             raw = conn.raw_connection
             if one:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -34,9 +35,19 @@ def wants_activity_json(request: Request) -> bool:
     return best_ap >= 0 and best_ap >= best_html
 
 
+def encode(doc: Any) -> bytes:
+    """UTF-8 JSON of a document served to peers and browsers. orjson encodes an outbox page in
+    a fifth of the json module's time (bench/README.md); what it refuses (a key that is not a
+    string) the json module writes as before."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return json.dumps(doc, ensure_ascii=False).encode()
+
+
 def activity_response(doc: Any, status: int = 200) -> Response:
     return Response(
-        json.dumps(doc, ensure_ascii=False),
+        encode(doc),
         status_code=status,
         media_type=ACTIVITY_JSON,
         headers={"Vary": "Accept", "Cache-Control": "max-age=60"},
@@ -44,5 +55,5 @@ def activity_response(doc: Any, status: int = 200) -> Response:
 
 
 def json_response(doc: Any, media_type: str = "application/json", status: int = 200) -> Response:
-    return Response(json.dumps(doc, ensure_ascii=False), status_code=status, media_type=media_type,
+    return Response(encode(doc), status_code=status, media_type=media_type,
                      headers={"Access-Control-Allow-Origin": "*"})

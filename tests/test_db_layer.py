@@ -110,6 +110,7 @@ async def test_a_missing_value_is_a_clear_error(db: Database) -> None:
 async def test_a_burst_of_reads_opens_at_most_the_readers_allowed(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'burst.db'}")
     await db.connect()
+    db._backend.loop_reader = None  # else these short reads never leave the loop's thread
     try:
         await db.execute(_render(TABLE, db.dialect))
         await db.execute_many("INSERT INTO items (name) VALUES (:n)",
@@ -126,5 +127,46 @@ async def test_a_burst_of_reads_opens_at_most_the_readers_allowed(tmp_path: Path
         assert db._backend.idle.qsize() == len(readers)
         await asyncio.gather(*(read(i) for i in range(32)))
         assert len(db._backend.readers) == len(readers)
+    finally:
+        await db.disconnect()
+
+
+async def test_short_reads_stay_on_the_loop_and_a_long_one_goes_to_a_reader_thread(
+        tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        await db.execute("INSERT INTO items (name) VALUES ('a')")
+        assert await db.fetch_val("SELECT name FROM items") == "a"
+        assert db._backend.readers == []  # answered without a thread trip
+        # A write is seen by the next read on the loop's connection.
+        await db.execute("UPDATE items SET name = 'b'")
+        assert await db.fetch_val("SELECT name FROM items") == "b"
+
+        long_read = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     "WHERE i < :top) SELECT COUNT(*) AS c FROM n")
+        assert await db.fetch_val(long_read, {"top": 3_000_000}) == 3_000_000
+        # Interrupted on the loop, answered by a reader thread; its text stays with the threads.
+        assert long_read in db._backend.loop_reader.slow
+        assert len(db._backend.readers) == 1
+        assert await db.fetch_val(long_read, {"top": 10}) == 10
+        assert await db.fetch_val("SELECT name FROM items") == "b"
+    finally:
+        await db.disconnect()
+
+
+async def test_a_read_from_another_thread_does_not_use_the_loop_connection(
+        tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'threads.db'}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        await db.execute("INSERT INTO items (name) VALUES ('a')")
+        reader = db._backend.loop_reader
+        assert reader is not None
+        elsewhere = await asyncio.to_thread(reader.fetch, "SELECT name FROM items", (), True)
+        assert elsewhere is None  # the caller falls back to a reader thread
+        assert reader.fetch("SELECT name FROM items", (), True) == [{"name": "a"}]
     finally:
         await db.disconnect()

@@ -164,6 +164,10 @@ async def test_activity_id_on_another_host_is_refused(
 MALFORMED = [
     (b'{"type": "Follow", "id": ', "not valid JSON"),
     (b"\xff\xfe not utf-8", "not valid JSON"),
+    # Text no database column can hold, refused at the door rather than failing on storage.
+    (b'{"id": "http://x/1", "type": "Note", "actor": "http://x/a", "content": "\\ud800"}',
+     "not valid JSON"),
+    (b'{"id": "http://x/1", "type": "Note", "actor": "http://x/a", "n": NaN}', "not valid JSON"),
     (b'["Follow"]', "JSON object"),
     (b'{"type": "Follow", "actor": "http://x/a", "object": "y"}', "id"),
     (b'{"id": "http://x/1", "actor": "http://x/a"}', "type"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import NoReturn
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -114,13 +114,22 @@ def _cursor(request: Request) -> Cursor | None:
     return Cursor(max_id=max_id, min_id=None if max_id is not None else position("min_id"))
 
 
-_OUTBOX = "SELECT seq, payload FROM activities WHERE actor_uri = :a AND public = 1 "
+# A page in one statement: its rows, the stored total (kept by triggers on `activities`,
+# migration 17: no count over the rows) and whether items lie beyond the cursor on the far
+# side. The row nearest the cursor is the first past it, so "an item newer than this page's
+# newest" is "an item at or above max_id" (and likewise below min_id).
+_OUTBOX_PAGE = (
+    "SELECT seq, payload, (SELECT total FROM outbox_counts WHERE actor_uri = :a) AS total, "
+    "EXISTS (SELECT 1 FROM activities WHERE actor_uri = :a AND public = 1 AND seq {beyond} :s) "
+    "AS beyond FROM activities WHERE actor_uri = :a AND public = 1 {within} "
+    "ORDER BY seq {order} LIMIT :n")
+_BELOW = _OUTBOX_PAGE.format(beyond=">=", within="AND seq < :s", order="DESC")
+_ABOVE = _OUTBOX_PAGE.format(beyond="<=", within="AND seq > :s", order="")
 
 
-async def _outbox_beyond(node: Node, uri: str, seq: int, newer: bool) -> bool:
+async def _outbox_total(node: Node, uri: str) -> int:
     return await node.db.fetch_val(
-        _OUTBOX.replace("seq, payload", "1") + ("AND seq > :s" if newer else "AND seq < :s")
-        + " LIMIT 1", {"a": uri, "s": seq}) is not None
+        "SELECT total FROM outbox_counts WHERE actor_uri = :a", {"a": uri}) or 0
 
 
 async def outbox_view(request: Request) -> Response:
@@ -130,27 +139,23 @@ async def outbox_view(request: Request) -> Response:
     node = node_of(request)
     uri = actor_uri(node, actor)
     coll = f"{uri}/outbox"
-    # Kept by triggers on `activities` (migration 17): no count over the rows.
-    total = await node.db.fetch_val(
-        "SELECT total FROM outbox_counts WHERE actor_uri = :a", {"a": uri}) or 0
     cursor = _cursor(request)
     if cursor is None:
-        return activity_response(cursor_collection(coll, total))
-    # One row more than a page tells whether the page has a neighbour on the far side.
+        return activity_response(cursor_collection(coll, await _outbox_total(node, uri)))
+    # One row more than a page tells whether the page has a neighbour on its near side.
     values = {"a": uri, "n": PAGE_SIZE + 1}
     if cursor.min_id is not None:
-        rows = await node.db.fetch_all(_OUTBOX + "AND seq > :s ORDER BY seq LIMIT :n",
-                                       {**values, "s": cursor.min_id})
+        rows = await node.db.fetch_all(_ABOVE, {**values, "s": cursor.min_id})
         newer, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE][::-1]
-        older = bool(rows) and await _outbox_beyond(node, uri, rows[-1]["seq"], newer=False)
+        older = bool(rows) and bool(rows[0]["beyond"])
     else:
-        below = "" if cursor.max_id is None else "AND seq < :s "
-        rows = await node.db.fetch_all(_OUTBOX + below + "ORDER BY seq DESC LIMIT :n",
-                                       {**values, "s": cursor.max_id} if below else values)
+        # The newest page: no cursor, so everything is below a bound past any position.
+        bound = cursor.max_id if cursor.max_id is not None else 1 << 62
+        rows = await node.db.fetch_all(_BELOW, {**values, "s": bound})
         older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
-        newer = bool(rows) and cursor.max_id is not None and await _outbox_beyond(
-            node, uri, rows[0]["seq"], newer=True)
-    items = [json.loads(r["payload"]) for r in rows]
+        newer = bool(rows) and cursor.max_id is not None and bool(rows[0]["beyond"])
+    total = rows[0]["total"] or 0 if rows else await _outbox_total(node, uri)
+    items = [orjson.loads(r["payload"]) for r in rows]
     for item in items:
         item.pop("@context", None)
     return activity_response(cursor_page(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,7 +25,7 @@ async def object_view(request: Request) -> Response:
         "ON a.object_uri = o.uri WHERE o.uri = :u AND o.local = 1", {"u": uri})
     if row is None or not row["public"]:
         errors.not_found()
-    doc = json.loads(row["payload"])
+    doc = orjson.loads(row["payload"])
     if row["deleted"] and not wants_activity_json(request):
         raise errors.PageError(410, N_("Its author deleted this post."))
     if row["deleted"]:
@@ -43,7 +42,7 @@ async def activity_view(request: Request) -> Response:
         "SELECT payload FROM activities WHERE uri = :u AND public = 1", {"u": uri})
     if row is None:
         errors.not_found()
-    return activity_response(json.loads(row["payload"]))
+    return activity_response(orjson.loads(row["payload"]))
 
 
 routes = [
