@@ -41,6 +41,7 @@ from bench.harness import (
     free_port,
     group_cpu_seconds,
     hammer,
+    hello_load,
     http_request,
     machine_limits,
     node_env,
@@ -167,6 +168,14 @@ def main() -> None:
                                "an older commit) run as a third arm on the same data"))
     limits = machine_limits(HOST)
     print_limits(limits)
+    hello_penalty = 1.0
+    if args.workers_arm:
+        one = [hello_load(HOST)[1] for _ in range(3)]
+        several = [hello_load(HOST, workers=args.workers_arm)[1] for _ in range(3)]
+        hello_penalty = statistics.median(s / o for o, s in zip(one, several, strict=True))
+        print(f"hello-world CPU per request: {statistics.median(one) * 1e6:.0f} µs with one "
+              f"worker, {statistics.median(several) * 1e6:.0f} µs with {args.workers_arm}",
+              flush=True)
     peer = RemotePeer(PEER_HOST).start()
     actors = [peer.add_actor(f"sender{n}") for n in range(SENDERS)]
     port = free_port(HOST)
@@ -242,7 +251,9 @@ def main() -> None:
                                         for n, w in pairs)
             print(f"  node on {kind}, {args.workers_arm} web workers / one: "
                   f"{statistics.median(w.rate / n.rate for n, w in pairs):.2f}x activities/s, "
-                  f"{lighter:.2f}x the CPU per activity")
+                  f"{lighter:.2f}x the CPU per activity; the machine's own figure for "
+                  f"{args.workers_arm} busy processes, a hello-world endpoint in this run: "
+                  f"{hello_penalty:.2f}x the CPU per request")
         if f"baseline {kind}" in results:
             pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
             faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)

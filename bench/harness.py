@@ -401,18 +401,30 @@ def sqlite_commit_rate(seconds: float = 0.5) -> float:
 def hello_rate(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32) -> float:
     """Requests per second a hello-world endpoint (bench/hello.py) answers under uvicorn with
     the node's HTTP protocol class, one worker, with the same small wrk as the benchmarks."""
+    return hello_load(host, count, concurrency)[0]
+
+
+def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32,
+               workers: int = 1) -> tuple[float, float]:
+    """The hello-world endpoint under `workers` uvicorn workers: (requests per second, CPU
+    seconds of its processes per request). With 2 workers against 1 in the same run, the
+    second figure is what this machine charges for running two busy Python processes at
+    once, beside the load generator, on its cores: the floor for the node's own ratio."""
     port = free_port(host)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.hello:app", "--host", host, "--port", str(port),
-         "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+         "--http", "httptools", "--log-level", "warning", "--no-access-log",
+         "--workers", str(workers)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
         wait_listening(host, port)
         request = http_request("GET", "/", f"{host}:{port}")
-        asyncio.run(hammer((host, port), [request] * 200, 8))
+        asyncio.run(hammer((host, port), [request] * 200 * workers, 8 * workers))
+        cpu = group_cpu_seconds(proc.pid)
         elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
-        return statuses.get(200, 0) / elapsed
+        answered = statuses.get(200, 0)
+        return answered / elapsed, (group_cpu_seconds(proc.pid) - cpu) / max(1, answered)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)

@@ -24,6 +24,7 @@ become `$1..$n` once per query text. Around that, after a profile of the inbox:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import re
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import databases
+import orjson
 from databases.core import Connection
 
 READERS = 4
@@ -51,6 +53,10 @@ POOL_SIZE = 10
 # index, runs when a process opens the database and again after this many writes.
 ANALYSIS_LIMIT = 1000
 ANALYZE_EVERY_WRITES = 5000
+# Copying the write-ahead log into the database (a checkpoint, with its fsync) is left to a
+# reader thread every this many seconds instead of to whichever commit crosses SQLite's
+# 1,000-page mark: that commit held the write lock, and every write behind it, for as long.
+CHECKPOINT_EVERY = 1.0
 # The pattern SQLAlchemy's text() used for bind parameters, so that every query written for the
 # `databases` layer keeps its meaning (`::type` casts are left alone).
 _BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
@@ -66,7 +72,12 @@ def new_id() -> str:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text for a column. orjson (a third of the json module's time on an inbox
+    activity) writes the same text; what it refuses (a key that is not a string), json writes."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 @lru_cache(maxsize=2048)
@@ -264,6 +275,7 @@ class _Sqlite:
         self.readers: list[Connection] = []
         self.reader_slots = 0
         self.loop_reader: _LoopReader | None = None
+        self.checkpoints: asyncio.Task[None] | None = None
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
         self.in_tx: contextvars.ContextVar[Connection | None] = \
             contextvars.ContextVar(f"sqlite_tx_{id(self)}", default=None)
@@ -284,16 +296,40 @@ class _Sqlite:
         self.writer = await self._open()
         if not self.shared_memory:
             await self.writer.execute("PRAGMA journal_mode=WAL")
+            await self.writer.execute("PRAGMA wal_autocheckpoint=0")
             self.loop_reader = _LoopReader(self.path)
-        await self._analyze()
-
-    async def _analyze(self) -> None:
-        assert self.writer is not None
-        self.writes = 0
+            self.checkpoints = asyncio.create_task(self._checkpoint_regularly(),
+                                                   context=contextvars.Context())
         await self.writer.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         await self.writer.execute("ANALYZE")
 
+    async def _refresh_statistics(self) -> None:
+        # Only the tables whose statistics are far off (SQLite's own judgement: grown tenfold
+        # and the like) are analysed again, so this is cheap when little changed; a full
+        # ANALYZE here held the write lock for tens of milliseconds every 5,000 writes.
+        assert self.writer is not None
+        self.writes = 0
+        await _sqlite(self.writer, "PRAGMA optimize")
+
+    async def _checkpoint_regularly(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            conn = await self._reader()
+            try:
+                # PASSIVE: copies what no reader still needs, never waits for a lock, and
+                # lets writers go on meanwhile. Another process's checkpoint running: skipped.
+                await _sqlite(conn, "PRAGMA wal_checkpoint(PASSIVE)", fetch=True)
+            except sqlite3.OperationalError:
+                pass
+            finally:
+                self.idle.put_nowait(conn)
+
     async def disconnect(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.checkpoints
+            self.checkpoints = None
         if self.loop_reader is not None:
             self.loop_reader.close()
             self.loop_reader = None
@@ -331,7 +367,7 @@ class _Sqlite:
             assert self.writer is not None, "the database is not connected"
             self.writes += 1
             if self.writes >= ANALYZE_EVERY_WRITES:
-                await self._analyze()
+                await self._refresh_statistics()
             if many:
                 # One transaction for the batch: a commit per row would cost a WAL write each.
                 await _sqlite(self.writer, "BEGIN IMMEDIATE")

@@ -132,7 +132,8 @@ async def test_a_burst_of_reads_opens_at_most_the_readers_allowed(tmp_path: Path
 
 
 async def test_short_reads_stay_on_the_loop_and_a_long_one_goes_to_a_reader_thread(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 3600.0)  # its reader thread not counted
     db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
     await db.connect()
     try:
@@ -168,5 +169,34 @@ async def test_a_read_from_another_thread_does_not_use_the_loop_connection(
         elsewhere = await asyncio.to_thread(reader.fetch, "SELECT name FROM items", (), True)
         assert elsewhere is None  # the caller falls back to a reader thread
         assert reader.fetch("SELECT name FROM items", (), True) == [{"name": "a"}]
+    finally:
+        await db.disconnect()
+
+
+async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monkeypatch) -> None:
+    """No commit copies the write-ahead log into the database (it held the write lock while it
+    did); the background checkpoint does, within its interval."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 3600.0)
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        before = path.stat().st_size
+        # About 6 MB of rows: past SQLite's own 1,000-page checkpoint mark.
+        for batch in range(6):
+            await db.execute_many("INSERT INTO items (name) VALUES (:n)",
+                                  [{"n": f"{batch}-{i}-" + "x" * 1000} for i in range(1000)])
+        assert Path(f"{path}-wal").stat().st_size > 4_000_000
+        assert path.stat().st_size == before  # nothing copied by a commit
+        db._backend.checkpoints.cancel()
+        monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.05)
+        db._backend.checkpoints = asyncio.create_task(db._backend._checkpoint_regularly())
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if path.stat().st_size > 5_000_000:
+                break
+        assert path.stat().st_size > 5_000_000
+        assert await db.fetch_val("SELECT COUNT(*) FROM items") == 6000
     finally:
         await db.disconnect()
