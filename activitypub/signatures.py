@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from httpsig.utils import build_signature_template, generate_message, parse_signature_header
+from httpsig.utils import build_signature_template, generate_message
 
 from keys.keypair import load_private_key, load_public_key
 
@@ -93,11 +94,34 @@ def sign_request(
     return out
 
 
+# One `name=value` of a Signature header: a token, and a token or a quoted string (with
+# backslash escapes), as RFC 7235's auth-param and Mastodon's own parser take them.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAM = re.compile(rf'[ \t]*({_TOKEN})[ \t]*=[ \t]*'
+                    rf'(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))[ \t]*(?:,|$)')
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def signature_fields(value: str) -> dict[str, str]:
+    """The parameters of a Signature header, names in lower case. (httpsig's parser walks the
+    header a character at a time in Python: 5 % of an inbox request's CPU.)"""
+    fields: dict[str, str] = {}
+    position = 0
+    while position < len(value):
+        match = _PARAM.match(value, position)
+        if match is None or match.end() == position:
+            raise SignatureError("malformed Signature header")
+        name, quoted, token = match.groups()
+        fields[name.lower()] = (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted) \
+            if quoted is not None else token
+        position = match.end()
+    return fields
+
+
 def parse_signature(value: str | None) -> ParsedSignature:
     if not value:
         raise SignatureError("missing Signature header")
-    # httpsig's dict lowercases keys on item access but not in get(); use plain lowercase keys.
-    fields = {k.lower(): v for k, v in parse_signature_header(value).items()}
+    fields = signature_fields(value)
     key_id = fields.get("keyid")
     sig = fields.get("signature")
     if not key_id or not sig:

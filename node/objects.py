@@ -49,16 +49,17 @@ async def store_object(node: Node, obj: dict[str, Any], local: bool) -> bool:
     """Store one of our own objects (the payload is what we serve) or a remote one (converted
     first; InvalidObject when it cannot be kept). False when the ownership rule refused it."""
     model = from_json(obj)
-    payload = obj if local else model.to_dict()
-    return await store_model(node, model, local, payload)
+    # A remote object is kept as its model: what was received is not served again.
+    return await store_model(node, model, local, obj if local else None)
 
 
 async def store_model(node: Node, model: RemoteObject, local: bool,
                       payload: dict[str, Any] | None = None) -> bool:
+    model_text = dumps(model.to_dict())
     values = {
         "u": model.id, "t": model.type, "a": model.author, "l": int(local),
-        "r": model.in_reply_to, "p": dumps(payload or model.to_dict()),
-        "m": dumps(model.to_dict()), "pa": int(model.public),
+        "r": model.in_reply_to, "p": dumps(payload) if payload else model_text,
+        "m": model_text, "pa": int(model.public),
         "pub": _timestamp(model.published),
         "upd": _timestamp(model.updated) if model.updated else None,
     }

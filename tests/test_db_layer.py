@@ -173,6 +173,10 @@ async def test_a_read_from_another_thread_does_not_use_the_loop_connection(
         await db.disconnect()
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
 async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monkeypatch) -> None:
     """No commit copies the write-ahead log into the database (it held the write lock while it
     did); the background checkpoint does, within its interval."""
@@ -187,7 +191,7 @@ async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monke
         for batch in range(6):
             await db.execute_many("INSERT INTO items (name) VALUES (:n)",
                                   [{"n": f"{batch}-{i}-" + "x" * 1000} for i in range(1000)])
-        assert Path(f"{path}-wal").stat().st_size > 4_000_000
+        assert _size(path.with_name(path.name + "-wal")) > 4_000_000
         assert path.stat().st_size == before  # nothing copied by a commit
         db._backend.checkpoints.cancel()
         monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.05)

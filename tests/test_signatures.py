@@ -24,6 +24,7 @@ from activitypub.signatures import (
     digest_header,
     parse_signature,
     sign_request,
+    signature_fields,
     verify_request,
 )
 from keys.keypair import KeyPair, load_private_key
@@ -334,3 +335,27 @@ def test_signing_and_refusals_log_no_private_key(
     text = caplog.text + str(excinfo.value) + repr(excinfo.value) + str(headers)
     assert _secret_part(keys.private_pem) not in text
     assert "PRIVATE KEY" not in text
+
+
+@pytest.mark.parametrize("header, fields", [
+    # Mastodon's own form.
+    ('keyId="https://m.example/users/a#main-key",algorithm="rsa-sha256",'
+     'headers="(request-target) host date digest",signature="YWJj+/=="',
+     {"keyid": "https://m.example/users/a#main-key", "algorithm": "rsa-sha256",
+      "headers": "(request-target) host date digest", "signature": "YWJj+/=="}),
+    # Spaces after commas, token values, an escaped quote, names in any case.
+    ('KeyId="k", algorithm=hs2019, created=1402170695, headers="(created) host", '
+     'signature="a\\"b"',
+     {"keyid": "k", "algorithm": "hs2019", "created": "1402170695",
+      "headers": "(created) host", "signature": 'a"b'}),
+])
+def test_signature_header_parameters_are_read(header: str, fields: dict[str, str]) -> None:
+    assert signature_fields(header) == fields
+
+
+@pytest.mark.parametrize("header", [
+    'keyId', 'keyId="unterminated', '="no name"', 'a="x" b="y"', 'a=x y',
+])
+def test_a_malformed_signature_header_is_refused(header: str) -> None:
+    with pytest.raises(SignatureError, match="malformed"):
+        signature_fields(header)
