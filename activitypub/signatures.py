@@ -98,7 +98,7 @@ def sign_request(
 # backslash escapes), as RFC 7235's auth-param and Mastodon's own parser take them.
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _PARAM = re.compile(rf'[ \t]*({_TOKEN})[ \t]*=[ \t]*'
-                    rf'(?:"((?:[^"\\]|\\.)*)"|({_TOKEN}))[ \t]*(?:,|$)')
+                    rf'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|({_TOKEN}))[ \t]*(?:,|$)')
 _ESCAPE = re.compile(r"\\(.)")
 
 

@@ -180,12 +180,14 @@ class LocaleMiddleware:
                    for k, v in scope.get("headers", [])}
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         query_lang = valid_locale((query.get("lang") or [""])[0])
-        cookies = SimpleCookie()
-        try:
-            cookies.load(headers.get("cookie", ""))
-        except Exception:  # a malformed cookie header must not break the page
+        cookie_lang = None
+        if COOKIE in headers.get("cookie", ""):
             cookies = SimpleCookie()
-        cookie_lang = cookies[COOKIE].value if COOKIE in cookies else None
+            try:
+                cookies.load(headers["cookie"])
+            except Exception:  # a malformed cookie header must not break the page
+                cookies = SimpleCookie()
+            cookie_lang = cookies[COOKIE].value if COOKIE in cookies else None
         locale = negotiate(query_lang, cookie_lang, headers.get("accept-language", ""))
         scope.setdefault("state", {})["locale"] = locale
         token = set_locale(locale)
@@ -199,7 +201,7 @@ class LocaleMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_cookie)
+            await self.app(scope, receive, send_with_cookie if query_lang else send)
         finally:
             reset_locale(token)
 
