@@ -11,10 +11,12 @@ become `$1..$n` once per query text. Around that, after a profile of the inbox:
   layer holds `databases` connections open for the process's life: one writer, guarded by a lock
   for single statements and whole transactions (`BEGIN IMMEDIATE`, so that two processes never
   deadlock upgrading a read lock), and a few readers, which WAL lets run beside the writer.
-  Short reads outside a transaction run on one more read-only connection owned by the event
-  loop's thread, with no thread trip at all (a trip cost more than the read itself: a third of
-  an outbox page's CPU); a read that overruns a small time budget, or meets a lock, is
-  interrupted and done again on a reader thread, and its text keeps to the threads from then on.
+  Short statements outside a transaction (reads, and single writes under the writer's lock)
+  run on two more connections owned by the event loop's thread, with no thread trip at all (a
+  trip cost more than the statement itself: a third of an outbox page's CPU); one that
+  overruns a small time budget is interrupted (rolled back whole) and done again on a
+  thread's connection, and its text keeps to the threads from then on; one that meets another
+  process's lock goes to the threads, which wait for it.
 - PostgreSQL: `databases`' asyncpg pool; each task gets its own connection, a transaction keeps
   it, and a nested transaction becomes a savepoint. A statement outside any transaction goes
   to the pool itself (acquire, run, release), without `databases`' per-task connection
@@ -274,7 +276,8 @@ class _Sqlite:
         self.write_lock = asyncio.Lock()
         self.readers: list[Connection] = []
         self.reader_slots = 0
-        self.loop_reader: _LoopReader | None = None
+        self.loop_reader: _LoopConnection | None = None
+        self.loop_writer: _LoopConnection | None = None
         self.checkpoints: asyncio.Task[None] | None = None
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
         self.in_tx: contextvars.ContextVar[Connection | None] = \
@@ -297,7 +300,10 @@ class _Sqlite:
         if not self.shared_memory:
             await self.writer.execute("PRAGMA journal_mode=WAL")
             await self.writer.execute("PRAGMA wal_autocheckpoint=0")
-            self.loop_reader = _LoopReader(self.path)
+            self.loop_reader = _LoopConnection(self.path, "PRAGMA query_only=ON")
+            self.loop_writer = _LoopConnection(
+                self.path, "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
+                "PRAGMA wal_autocheckpoint=0")
             self.checkpoints = asyncio.create_task(self._checkpoint_regularly(),
                                                    context=contextvars.Context())
         await self.writer.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
@@ -330,9 +336,10 @@ class _Sqlite:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.checkpoints
             self.checkpoints = None
-        if self.loop_reader is not None:
-            self.loop_reader.close()
-            self.loop_reader = None
+        for loop_conn in (self.loop_reader, self.loop_writer):
+            if loop_conn is not None:
+                loop_conn.close()
+        self.loop_reader = self.loop_writer = None
         for conn in self.readers:
             await conn.__aexit__()
         self.readers.clear()
@@ -378,6 +385,10 @@ class _Sqlite:
                     raise
                 await _sqlite(self.writer, "COMMIT")
                 return None
+            if self.loop_writer is not None:
+                result = self.loop_writer.run(query, _bind(query, values), fetch, one)
+                if result is not _ON_THREAD:
+                    return result
             return await self._run(self.writer, query, values, many, fetch, one)
 
     @staticmethod
@@ -397,8 +408,8 @@ class _Sqlite:
         if self.in_tx.get() is not None or self.shared_memory or not _reads_only(query):
             return await self._write(query, values, fetch=True, one=one)
         if self.loop_reader is not None:
-            rows = self.loop_reader.fetch(query, _bind(query, values), one)
-            if rows is not None:
+            rows = self.loop_reader.run(query, _bind(query, values), True, one)
+            if rows is not _ON_THREAD:
                 return rows
         conn = await self._reader()
         try:
@@ -472,19 +483,24 @@ def _sqlite_statement(conn: sqlite3.Connection, query: str, values: Any, many: b
         cursor.close()
 
 
-class _LoopReader:
-    """A read-only sqlite3 connection used on the thread that opened it (the event loop's), for
-    reads that take less than LOOP_READ_BUDGET. `fetch` answers None when the read must go to a
-    reader thread instead: another thread, a query text that overran its budget before, or one
-    that overruns or meets a lock now (WAL readers rarely wait, but they can, e.g. while
-    another connection recovers the log)."""
+_ON_THREAD = object()  # a _LoopConnection's answer: run this statement on a thread instead
 
-    def __init__(self, path: str) -> None:
+
+class _LoopConnection:
+    """An sqlite3 connection used on the thread that opened it (the event loop's), for short
+    statements: a reader (query_only) for reads outside a transaction, a writer for single
+    statements outside one. `run` answers _ON_THREAD when the statement must go to a thread's
+    connection instead: called from another thread, a query text that overran its budget
+    before, or one that overruns it now (interrupted: a statement on its own is rolled back
+    whole, so nothing of it stays) or meets another process's lock (timeout=0: a lock is never
+    waited for on the loop; the threads' connections wait instead)."""
+
+    def __init__(self, path: str, *pragmas: str) -> None:
         self.thread = threading.get_ident()
-        # timeout=0: a lock is never waited for on the loop; the reader threads wait instead.
         self.conn = sqlite3.connect(path, timeout=0, isolation_level=None,
                                     check_same_thread=False)
-        self.conn.execute("PRAGMA query_only=ON")
+        for pragma in pragmas:
+            self.conn.execute(pragma)
         self.deadline = 0.0
         self.conn.set_progress_handler(self._overrun, LOOP_READ_CHECK_EVERY)
         self.slow: dict[str, None] = {}
@@ -492,21 +508,23 @@ class _LoopReader:
     def _overrun(self) -> bool:
         return time.perf_counter() > self.deadline
 
-    def fetch(self, query: str, values: Any, one: bool) -> list[dict] | None:
+    def run(self, query: str, values: Any, fetch: bool, one: bool) -> Any:
         if query in self.slow or threading.get_ident() != self.thread:
-            return None
+            return _ON_THREAD
         self.deadline = time.perf_counter() + LOOP_READ_BUDGET
         try:
-            return _sqlite_statement(self.conn, query, values, False, True, one)
+            return _sqlite_statement(self.conn, query, values, False, fetch, one)
         except sqlite3.OperationalError as exc:
             message = str(exc)
+            if self.conn.in_transaction:  # never expected in autocommit; never left open
+                self.conn.rollback()
             if "interrupted" in message:
                 self.slow[query] = None
                 if len(self.slow) > SLOW_QUERIES_KEPT:
                     del self.slow[next(iter(self.slow))]
-                return None
+                return _ON_THREAD
             if "locked" in message or "busy" in message:
-                return None
+                return _ON_THREAD
             raise
 
     def close(self) -> None:

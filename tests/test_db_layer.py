@@ -6,6 +6,7 @@ answers)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -166,9 +167,9 @@ async def test_a_read_from_another_thread_does_not_use_the_loop_connection(
         await db.execute("INSERT INTO items (name) VALUES ('a')")
         reader = db._backend.loop_reader
         assert reader is not None
-        elsewhere = await asyncio.to_thread(reader.fetch, "SELECT name FROM items", (), True)
-        assert elsewhere is None  # the caller falls back to a reader thread
-        assert reader.fetch("SELECT name FROM items", (), True) == [{"name": "a"}]
+        elsewhere = await asyncio.to_thread(reader.run, "SELECT name FROM items", (), True, True)
+        assert elsewhere is db_module._ON_THREAD  # the caller falls back to a reader thread
+        assert reader.run("SELECT name FROM items", (), True, True) == [{"name": "a"}]
     finally:
         await db.disconnect()
 
@@ -202,5 +203,50 @@ async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monke
                 break
         assert path.stat().st_size > 5_000_000
         assert await db.fetch_val("SELECT COUNT(*) FROM items") == 6000
+    finally:
+        await db.disconnect()
+
+
+async def test_single_writes_stay_on_the_loop_and_a_long_one_is_rolled_back_and_redone(
+        tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'writes.db'}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        writer = db._backend.loop_writer
+        assert writer is not None
+        assert await db.execute("INSERT INTO items (name) VALUES ('a')") == 1
+        assert await db.fetch_val("INSERT INTO items (name) VALUES ('b') RETURNING id") == 2
+        # Three million rows made by one statement: past the budget, interrupted on the loop
+        # (nothing of it kept), then made on the writer's thread: each row once.
+        long_write = ("INSERT INTO items (name) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+                      "SELECT i + 1 FROM n WHERE i < :top) SELECT 'n' || i FROM n")
+        assert await db.execute(long_write, {"top": 300_000}) > 0
+        assert long_write in writer.slow
+        assert await db.fetch_val("SELECT COUNT(*) FROM items") == 300_002
+        # Constraints hold on the loop's writer as on the thread's.
+        with pytest.raises(sqlite3.IntegrityError):
+            await db.execute("INSERT INTO items (name) VALUES ('a')")
+        assert await db.fetch_val("SELECT COUNT(*) FROM items WHERE name = 'a'") == 1
+    finally:
+        await db.disconnect()
+
+
+async def test_a_write_meeting_another_process_lock_waits_on_a_thread(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    db = Database(f"sqlite:///{path}")
+    await db.connect()
+    try:
+        await db.execute(_render(TABLE, db.dialect))
+        other = sqlite3.connect(path, isolation_level=None)  # as another process would
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(db.execute("INSERT INTO items (name) VALUES ('later')"))
+        await asyncio.sleep(0.3)
+        assert not write.done()  # waiting on the writer's thread, the loop still free
+        assert await db.fetch_val("SELECT COUNT(*) FROM items") == 0
+        other.execute("COMMIT")
+        other.close()
+        assert await write == 1
+        assert await db.fetch_val("SELECT name FROM items") == "later"
     finally:
         await db.disconnect()
