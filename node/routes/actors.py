@@ -149,7 +149,7 @@ async def outbox_view(request: Request) -> Response:
         newer, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE][::-1]
         older = bool(rows) and bool(rows[0]["beyond"])
     else:
-        # The newest page: no cursor, so everything is below a bound past any position.
+        # Below max_id; the newest page (no max_id) is below a bound past any position.
         bound = cursor.max_id if cursor.max_id is not None else 1 << 62
         rows = await node.db.fetch_all(_BELOW, {**values, "s": bound})
         older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
