@@ -404,12 +404,10 @@ def hello_rate(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32
     return hello_load(host, count, concurrency)[0]
 
 
-def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32,
-               workers: int = 1) -> tuple[float, float]:
-    """The hello-world endpoint under `workers` uvicorn workers: (requests per second, CPU
-    seconds of its processes per request). With 2 workers against 1 in the same run, the
-    second figure is what this machine charges for running two busy Python processes at
-    once, beside the load generator, on its cores: the floor for the node's own ratio."""
+@contextlib.contextmanager
+def hello_server(host: str = "127.0.0.1", workers: int = 1) -> Iterator[tuple[int, int]]:
+    """The hello-world endpoint (bench/hello.py) under uvicorn with the node's HTTP protocol
+    class: yields (its port, its process group)."""
     port = free_port(host)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.hello:app", "--host", host, "--port", str(port),
@@ -419,15 +417,34 @@ def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32
     )
     try:
         wait_listening(host, port)
-        request = http_request("GET", "/", f"{host}:{port}")
-        asyncio.run(hammer((host, port), [request] * 200 * workers, 8 * workers))
-        cpu = group_cpu_seconds(proc.pid)
-        elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
-        answered = statuses.get(200, 0)
-        return answered / elapsed, (group_cpu_seconds(proc.pid) - cpu) / max(1, answered)
+        yield port, proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32,
+               workers: int = 1) -> tuple[float, float]:
+    """The hello-world endpoint under `workers` uvicorn workers: (requests per second, CPU
+    seconds of its processes per request). With 2 workers against 1 in the same run, the
+    second figure is what this machine charges for running two busy Python processes at
+    once, beside the load generator, on its cores: the floor for the node's own ratio."""
+    with hello_server(host, workers) as (port, pgid):
+        request = http_request("GET", "/", f"{host}:{port}")
+        asyncio.run(hammer((host, port), [request] * 200 * workers, 8 * workers))
+        cpu = group_cpu_seconds(pgid)
+        elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
+        answered = statuses.get(200, 0)
+        return answered / elapsed, (group_cpu_seconds(pgid) - cpu) / max(1, answered)
+
+
+def hello_open_loop(rate: float, seconds: float, host: str = "127.0.0.1") -> list[float]:
+    """Latencies of the hello-world endpoint under the open-loop client at `rate`: what this
+    machine and the client itself add to every request's latency (the floor of a p99)."""
+    with hello_server(host) as (port, _):
+        request = http_request("GET", "/", f"{host}:{port}")
+        asyncio.run(hammer((host, port), [request], 32, duration=0.5))
+        return asyncio.run(open_loop((host, port), request, rate, seconds))[0]
 
 
 def wait_listening(host: str, port: int, timeout: float = 30,
@@ -464,6 +481,22 @@ def versus(rate: float, limits: dict[str, float], *names: str) -> str:
     """`rate` as a fraction of each named machine limit (1:N)."""
     return " ".join(f"{name} 1:{limits[name] / rate:.0f}" if rate else f"{name} -"
                     for name in names)
+
+
+def named_cpu_seconds(name: str) -> float:
+    """User + system CPU seconds of every living process whose command is `name` (the
+    PostgreSQL server's processes: "postgres"), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.find("(") + 1:text.rfind(")")] == name:
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def group_cpu_seconds(pgid: int) -> float:

@@ -24,8 +24,10 @@ from bench.harness import (
     free_port,
     group_cpu_seconds,
     hammer,
+    hello_open_loop,
     http_request,
     machine_limits,
+    named_cpu_seconds,
     node_env,
     open_loop,
     percentile,
@@ -75,9 +77,13 @@ def run_one(kind: str, url: str, size: int, args) -> None:
                 if args.rate:
                     assert server.proc is not None
                     cpu = group_cpu_seconds(server.proc.pid)
+                    pg_cpu = named_cpu_seconds("postgres")
                     latencies, statuses, achieved = asyncio.run(
                         open_loop(("127.0.0.2", port), request, args.rate, args.seconds))
-                    cpu = (group_cpu_seconds(server.proc.pid) - cpu) / max(1, len(latencies))
+                    answered = max(1, len(latencies))
+                    cpu = (group_cpu_seconds(server.proc.pid) - cpu) / answered
+                    # The server's share (shared by whatever else uses it meanwhile).
+                    pg_cpu = (named_cpu_seconds("postgres") - pg_cpu) / answered
                     stop_profiler(spy)
                     bad = {k: v for k, v in statuses.items() if k != 200}
                     print(f"  {kind:8} posts={size:>7} {name:13} due {args.rate:.0f}/s, answered "
@@ -85,6 +91,8 @@ def run_one(kind: str, url: str, size: int, args) -> None:
                           f"  p99={percentile(latencies, 99) * 1000:7.1f}ms"
                           f"  p99.9={percentile(latencies, 99.9) * 1000:7.1f}ms"
                           f"  CPU {cpu * 1e6:5.0f} µs/request"
+                          + (f" + PostgreSQL {pg_cpu * 1e6:4.0f} µs" if kind == "postgres"
+                             else "")
                           + (f"  non-200: {bad}" if bad else ""), flush=True)
                     continue
                 elapsed, latencies, statuses = asyncio.run(
@@ -108,6 +116,12 @@ def main() -> None:
                      only=(str, "", "endpoints whose name contains one of these words "
                                     "(comma-separated), e.g. outbox,post"))
     print_limits(machine_limits())
+    if args.rate:
+        floor = hello_open_loop(args.rate, args.seconds)
+        print(f"hello-world endpoint, same open loop at {args.rate:.0f}/s: "
+              f"p50={percentile(floor, 50) * 1000:.1f}ms p99={percentile(floor, 99) * 1000:.1f}ms"
+              f" p99.9={percentile(floor, 99.9) * 1000:.1f}ms (this machine's and the client's "
+              "own share of every latency below)", flush=True)
     print(f"reads; node web workers: {args.workers}, {args.concurrency} connections, "
           f"{args.seconds:g}s per endpoint")
     for kind in args.db:

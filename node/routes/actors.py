@@ -117,14 +117,22 @@ def _cursor(request: Request) -> Cursor | None:
 # A page in one statement: its rows, the stored total (kept by triggers on `activities`,
 # migration 17: no count over the rows) and whether items lie beyond the cursor on the far
 # side. The row nearest the cursor is the first past it, so "an item newer than this page's
-# newest" is "an item at or above max_id" (and likewise below min_id).
+# newest" is "an item at or above max_id" (and likewise below min_id). That one is looked for
+# in index order: as an EXISTS, PostgreSQL's generic plan of the prepared statement scanned the
+# whole table when no such item was there (4.8 ms at 10k activities, against 0.2 ms).
 _OUTBOX_PAGE = (
     "SELECT seq, payload, (SELECT total FROM outbox_counts WHERE actor_uri = :a) AS total, "
-    "EXISTS (SELECT 1 FROM activities WHERE actor_uri = :a AND public = 1 AND seq {beyond} :s) "
-    "AS beyond FROM activities WHERE actor_uri = :a AND public = 1 {within} "
-    "ORDER BY seq {order} LIMIT :n")
-_BELOW = _OUTBOX_PAGE.format(beyond=">=", within="AND seq < :s", order="DESC")
-_ABOVE = _OUTBOX_PAGE.format(beyond="<=", within="AND seq > :s", order="")
+    "(SELECT seq FROM activities WHERE actor_uri = :a AND public = 1 AND seq {beyond} :s "
+    "ORDER BY seq {order_beyond} LIMIT 1) AS beyond "
+    "FROM activities WHERE actor_uri = :a AND public = 1 {within} "
+    "ORDER BY seq {order} LIMIT {limit}")
+# One row more than a page tells whether the page has a neighbour on its near side. The limit
+# is written in the text: as a parameter, PostgreSQL could not cost a generic plan for the
+# prepared statement and planned every execution anew (a third of the server's CPU per page).
+_BELOW = _OUTBOX_PAGE.format(beyond=">=", order_beyond="", within="AND seq < :s",
+                             order="DESC", limit=PAGE_SIZE + 1)
+_ABOVE = _OUTBOX_PAGE.format(beyond="<=", order_beyond="DESC", within="AND seq > :s",
+                             order="", limit=PAGE_SIZE + 1)
 
 
 async def _outbox_total(node: Node, uri: str) -> int:
@@ -142,18 +150,17 @@ async def outbox_view(request: Request) -> Response:
     cursor = _cursor(request)
     if cursor is None:
         return activity_response(cursor_collection(coll, await _outbox_total(node, uri)))
-    # One row more than a page tells whether the page has a neighbour on its near side.
-    values = {"a": uri, "n": PAGE_SIZE + 1}
+    values = {"a": uri}
     if cursor.min_id is not None:
         rows = await node.db.fetch_all(_ABOVE, {**values, "s": cursor.min_id})
         newer, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE][::-1]
-        older = bool(rows) and bool(rows[0]["beyond"])
+        older = bool(rows) and rows[0]["beyond"] is not None
     else:
         # Below max_id; the newest page (no max_id) is below a bound past any position.
         bound = cursor.max_id if cursor.max_id is not None else 1 << 62
         rows = await node.db.fetch_all(_BELOW, {**values, "s": bound})
         older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
-        newer = bool(rows) and cursor.max_id is not None and bool(rows[0]["beyond"])
+        newer = bool(rows) and cursor.max_id is not None and rows[0]["beyond"] is not None
     total = rows[0]["total"] or 0 if rows else await _outbox_total(node, uri)
     items = [orjson.loads(r["payload"]) for r in rows]
     for item in items:
