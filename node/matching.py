@@ -161,9 +161,11 @@ async def fitting(node: Node, post: Row, *, limit: int, local_only: bool = False
         if query is None:
             return []
         clause, distance, values = query
+        # Placed by name only, every candidate is as near: newest first, in index order.
+        order = "created_at DESC" if distance == "0" else "distance2, created_at DESC"
         rows = await node.db.fetch_all(
-            f"SELECT *, {distance} AS distance2 {clause} "
-            "ORDER BY distance2, created_at DESC LIMIT :limit", {**values, "limit": limit})
+            f"SELECT *, {distance} AS distance2 {clause} ORDER BY {order} LIMIT :limit",
+            {**values, "limit": limit})
         if len(rows) >= limit:
             break
     return rows
