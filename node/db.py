@@ -279,6 +279,7 @@ class _Sqlite:
         self.loop_reader: _LoopConnection | None = None
         self.loop_writer: _LoopConnection | None = None
         self.checkpoints: asyncio.Task[None] | None = None
+        self.stopping: asyncio.Event | None = None
         self.idle: asyncio.Queue[Connection] = asyncio.Queue()
         self.in_tx: contextvars.ContextVar[Connection | None] = \
             contextvars.ContextVar(f"sqlite_tx_{id(self)}", default=None)
@@ -304,7 +305,8 @@ class _Sqlite:
             self.loop_writer = _LoopConnection(
                 self.path, "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
                 "PRAGMA wal_autocheckpoint=0")
-            self.checkpoints = asyncio.create_task(self._checkpoint_regularly(),
+            self.stopping = asyncio.Event()  # made here: an Event belongs to one loop
+            self.checkpoints = asyncio.create_task(self._checkpoint_regularly(self.stopping),
                                                    context=contextvars.Context())
         await self.writer.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         await self.writer.execute("ANALYZE")
@@ -317,9 +319,14 @@ class _Sqlite:
         self.writes = 0
         await _sqlite(self.writer, "PRAGMA optimize")
 
-    async def _checkpoint_regularly(self) -> None:
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY)
+    async def _checkpoint_regularly(self, stopping: asyncio.Event) -> None:
+        # Stopped by an event, not cancelled: a cancel left its statement running in the
+        # reader's thread with nobody waiting for it, which then answered a closed loop.
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), CHECKPOINT_EVERY)
+            if stopping.is_set():
+                return
             conn = await self._reader()
             try:
                 # PASSIVE: copies what no reader still needs, never waits for a lock, and
@@ -331,11 +338,11 @@ class _Sqlite:
                 self.idle.put_nowait(conn)
 
     async def disconnect(self) -> None:
-        if self.checkpoints is not None:
-            self.checkpoints.cancel()
+        if self.checkpoints is not None and self.stopping is not None:
+            self.stopping.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.checkpoints
-            self.checkpoints = None
+            self.checkpoints = self.stopping = None
         for loop_conn in (self.loop_reader, self.loop_writer):
             if loop_conn is not None:
                 loop_conn.close()

@@ -196,7 +196,8 @@ async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monke
         assert path.stat().st_size == before  # nothing copied by a commit
         db._backend.checkpoints.cancel()
         monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.05)
-        db._backend.checkpoints = asyncio.create_task(db._backend._checkpoint_regularly())
+        db._backend.checkpoints = asyncio.create_task(
+            db._backend._checkpoint_regularly(db._backend.stopping))
         for _ in range(100):
             await asyncio.sleep(0.05)
             if path.stat().st_size > 5_000_000:
@@ -250,3 +251,18 @@ async def test_a_write_meeting_another_process_lock_waits_on_a_thread(tmp_path: 
         assert await db.fetch_val("SELECT name FROM items") == "later"
     finally:
         await db.disconnect()
+
+
+async def test_disconnecting_waits_for_the_checkpoint_under_way(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """The background checkpoint is stopped, not cancelled: nothing of it runs on a reader's
+    thread once the database is disconnected."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.01)
+    db = Database(f"sqlite:///{tmp_path / 'stop.db'}")
+    await db.connect()
+    await db.execute(_render(TABLE, db.dialect))
+    await asyncio.sleep(0.1)  # a few checkpoints run meanwhile
+    task = db._backend.checkpoints
+    await db.disconnect()
+    assert task is not None and task.done() and not task.cancelled()
+    assert db._backend.readers == []
