@@ -44,10 +44,13 @@ import orjson
 from databases.core import Connection
 
 READERS = 4
-# A read run on the event loop's thread holds every other request back while it runs: past this
-# (seconds) it is interrupted and sent to a reader thread, and so is its query text afterwards.
-LOOP_READ_BUDGET = 0.002
-LOOP_READ_CHECK_EVERY = 2000  # SQLite virtual-machine instructions between two budget checks
+# A statement run on the event loop's thread holds every other request back while it runs: past
+# this (seconds) it is interrupted and sent to a thread's connection, and so is its query text
+# afterwards.
+LOOP_BUDGET = 0.002
+LOOP_CHECK_EVERY = 2000  # SQLite virtual-machine instructions between two budget checks
+# Every connection that writes, on a thread or on the loop: the node's durability and rules.
+WRITER_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
 SLOW_QUERIES_KEPT = 256
 POOL_SIZE = 10
 # SQLite's planner needs statistics to prefer an ORDER BY index over a selective-looking
@@ -291,8 +294,8 @@ class _Sqlite:
         # are begun explicitly below) and its PRAGMAs live as long as the process.
         conn = Connection(self.database, self.database._backend)
         await conn.__aenter__()
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
+        for pragma in WRITER_PRAGMAS:
+            await conn.execute(pragma)
         return conn
 
     async def connect(self) -> None:
@@ -303,8 +306,7 @@ class _Sqlite:
             await self.writer.execute("PRAGMA wal_autocheckpoint=0")
             self.loop_reader = _LoopConnection(self.path, "PRAGMA query_only=ON")
             self.loop_writer = _LoopConnection(
-                self.path, "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON",
-                "PRAGMA wal_autocheckpoint=0")
+                self.path, *WRITER_PRAGMAS, "PRAGMA wal_autocheckpoint=0")
             self.stopping = asyncio.Event()  # made here: an Event belongs to one loop
             self.checkpoints = asyncio.create_task(self._checkpoint_regularly(self.stopping),
                                                    context=contextvars.Context())
@@ -509,7 +511,7 @@ class _LoopConnection:
         for pragma in pragmas:
             self.conn.execute(pragma)
         self.deadline = 0.0
-        self.conn.set_progress_handler(self._overrun, LOOP_READ_CHECK_EVERY)
+        self.conn.set_progress_handler(self._overrun, LOOP_CHECK_EVERY)
         self.slow: dict[str, None] = {}
 
     def _overrun(self) -> bool:
@@ -518,19 +520,19 @@ class _LoopConnection:
     def run(self, query: str, values: Any, fetch: bool, one: bool) -> Any:
         if query in self.slow or threading.get_ident() != self.thread:
             return _ON_THREAD
-        self.deadline = time.perf_counter() + LOOP_READ_BUDGET
+        self.deadline = time.perf_counter() + LOOP_BUDGET
         try:
             return _sqlite_statement(self.conn, query, values, False, fetch, one)
         except sqlite3.OperationalError as exc:
-            message = str(exc)
+            code = exc.sqlite_errorcode & 0xFF  # the primary code of an extended one
             if self.conn.in_transaction:  # never expected in autocommit; never left open
                 self.conn.rollback()
-            if "interrupted" in message:
+            if code == sqlite3.SQLITE_INTERRUPT:
                 self.slow[query] = None
                 if len(self.slow) > SLOW_QUERIES_KEPT:
                     del self.slow[next(iter(self.slow))]
                 return _ON_THREAD
-            if "locked" in message or "busy" in message:
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return _ON_THREAD
             raise
 

@@ -6,7 +6,9 @@ answers)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -132,13 +134,22 @@ async def test_a_burst_of_reads_opens_at_most_the_readers_allowed(tmp_path: Path
         await db.disconnect()
 
 
-async def test_short_reads_stay_on_the_loop_and_a_long_one_goes_to_a_reader_thread(
-        tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 3600.0)  # its reader thread not counted
-    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
+@contextlib.asynccontextmanager
+async def _items_db(path: Path) -> AsyncIterator[Database]:
+    """A SQLite database at `path` holding the items table, connected for the block."""
+    db = Database(f"sqlite:///{path}")
     await db.connect()
     try:
         await db.execute(_render(TABLE, db.dialect))
+        yield db
+    finally:
+        await db.disconnect()
+
+
+async def test_short_reads_stay_on_the_loop_and_a_long_one_goes_to_a_reader_thread(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 3600.0)  # its reader thread not counted
+    async with _items_db(tmp_path / "loop.db") as db:
         await db.execute("INSERT INTO items (name) VALUES ('a')")
         assert await db.fetch_val("SELECT name FROM items") == "a"
         assert db._backend.readers == []  # answered without a thread trip
@@ -154,24 +165,17 @@ async def test_short_reads_stay_on_the_loop_and_a_long_one_goes_to_a_reader_thre
         assert len(db._backend.readers) == 1
         assert await db.fetch_val(long_read, {"top": 10}) == 10
         assert await db.fetch_val("SELECT name FROM items") == "b"
-    finally:
-        await db.disconnect()
 
 
 async def test_a_read_from_another_thread_does_not_use_the_loop_connection(
         tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'threads.db'}")
-    await db.connect()
-    try:
-        await db.execute(_render(TABLE, db.dialect))
+    async with _items_db(tmp_path / "threads.db") as db:
         await db.execute("INSERT INTO items (name) VALUES ('a')")
         reader = db._backend.loop_reader
         assert reader is not None
         elsewhere = await asyncio.to_thread(reader.run, "SELECT name FROM items", (), True, True)
         assert elsewhere is db_module._ON_THREAD  # the caller falls back to a reader thread
         assert reader.run("SELECT name FROM items", (), True, True) == [{"name": "a"}]
-    finally:
-        await db.disconnect()
 
 
 def _size(path: Path) -> int:
@@ -183,10 +187,7 @@ async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monke
     did); the background checkpoint does, within its interval."""
     monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 3600.0)
     path = tmp_path / "wal.db"
-    db = Database(f"sqlite:///{path}")
-    await db.connect()
-    try:
-        await db.execute(_render(TABLE, db.dialect))
+    async with _items_db(path) as db:
         before = path.stat().st_size
         # About 6 MB of rows: past SQLite's own 1,000-page checkpoint mark.
         for batch in range(6):
@@ -204,16 +205,11 @@ async def test_commits_leave_checkpoints_to_the_background(tmp_path: Path, monke
                 break
         assert path.stat().st_size > 5_000_000
         assert await db.fetch_val("SELECT COUNT(*) FROM items") == 6000
-    finally:
-        await db.disconnect()
 
 
 async def test_single_writes_stay_on_the_loop_and_a_long_one_is_rolled_back_and_redone(
         tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'writes.db'}")
-    await db.connect()
-    try:
-        await db.execute(_render(TABLE, db.dialect))
+    async with _items_db(tmp_path / "writes.db") as db:
         writer = db._backend.loop_writer
         assert writer is not None
         assert await db.execute("INSERT INTO items (name) VALUES ('a')") == 1
@@ -229,16 +225,11 @@ async def test_single_writes_stay_on_the_loop_and_a_long_one_is_rolled_back_and_
         with pytest.raises(sqlite3.IntegrityError):
             await db.execute("INSERT INTO items (name) VALUES ('a')")
         assert await db.fetch_val("SELECT COUNT(*) FROM items WHERE name = 'a'") == 1
-    finally:
-        await db.disconnect()
 
 
 async def test_a_write_meeting_another_process_lock_waits_on_a_thread(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
-    db = Database(f"sqlite:///{path}")
-    await db.connect()
-    try:
-        await db.execute(_render(TABLE, db.dialect))
+    async with _items_db(path) as db:
         other = sqlite3.connect(path, isolation_level=None)  # as another process would
         other.execute("BEGIN IMMEDIATE")
         write = asyncio.create_task(db.execute("INSERT INTO items (name) VALUES ('later')"))
@@ -249,8 +240,6 @@ async def test_a_write_meeting_another_process_lock_waits_on_a_thread(tmp_path: 
         other.close()
         assert await write == 1
         assert await db.fetch_val("SELECT name FROM items") == "later"
-    finally:
-        await db.disconnect()
 
 
 async def test_disconnecting_waits_for_the_checkpoint_under_way(tmp_path: Path,
@@ -258,11 +247,8 @@ async def test_disconnecting_waits_for_the_checkpoint_under_way(tmp_path: Path,
     """The background checkpoint is stopped, not cancelled: nothing of it runs on a reader's
     thread once the database is disconnected."""
     monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 0.01)
-    db = Database(f"sqlite:///{tmp_path / 'stop.db'}")
-    await db.connect()
-    await db.execute(_render(TABLE, db.dialect))
-    await asyncio.sleep(0.1)  # a few checkpoints run meanwhile
-    task = db._backend.checkpoints
-    await db.disconnect()
+    async with _items_db(tmp_path / "stop.db") as db:
+        await asyncio.sleep(0.1)  # a few checkpoints run meanwhile
+        task = db._backend.checkpoints
     assert task is not None and task.done() and not task.cancelled()
     assert db._backend.readers == []

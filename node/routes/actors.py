@@ -120,8 +120,9 @@ def _cursor(request: Request) -> Cursor | None:
 # newest" is "an item at or above max_id" (and likewise below min_id). That one is looked for
 # in index order: as an EXISTS, PostgreSQL's generic plan of the prepared statement scanned the
 # whole table when no such item was there (4.8 ms at 10k activities, against 0.2 ms).
+_OUTBOX_TOTAL = "SELECT total FROM outbox_counts WHERE actor_uri = :a"
 _OUTBOX_PAGE = (
-    "SELECT seq, payload, (SELECT total FROM outbox_counts WHERE actor_uri = :a) AS total, "
+    f"SELECT seq, payload, ({_OUTBOX_TOTAL}) AS total, "
     "(SELECT seq FROM activities WHERE actor_uri = :a AND public = 1 AND seq {beyond} :s "
     "ORDER BY seq {order_beyond} LIMIT 1) AS beyond "
     "FROM activities WHERE actor_uri = :a AND public = 1 {within} "
@@ -136,8 +137,7 @@ _ABOVE = _OUTBOX_PAGE.format(beyond="<=", order_beyond="DESC", within="AND seq >
 
 
 async def _outbox_total(node: Node, uri: str) -> int:
-    return await node.db.fetch_val(
-        "SELECT total FROM outbox_counts WHERE actor_uri = :a", {"a": uri}) or 0
+    return await node.db.fetch_val(_OUTBOX_TOTAL, {"a": uri}) or 0
 
 
 async def outbox_view(request: Request) -> Response:
