@@ -28,6 +28,7 @@ from node.routes import network as network_routes
 from node.routes import notifications as notification_routes
 from node.routes import organisations as organisation_routes
 from node.routes import relays as relay_routes
+from node.routing import IndexedRouter
 from node.security_headers import SecurityHeadersMiddleware
 from outbox.worker import DeliveryWorker
 
@@ -72,27 +73,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await worker_task
             await node.stop()
 
+    routes = [
+        *wellknown.routes,
+        *actors.routes,
+        *objects.routes,
+        *accounts.routes,
+        *passwords.routes,
+        *notification_routes.routes,
+        *tags.routes,
+        *impact_routes.routes,
+        *desk_routes.routes,
+        *posts.routes,
+        *moderation_routes.routes,
+        *network_routes.routes,
+        # Before web.routes: /admin/{action} would take /admin/organisations.
+        *organisation_routes.routes,
+        *relay_routes.routes,
+        *web.routes,
+        Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
+              name="static"),
+    ]
     app = Starlette(
-        routes=[
-            *wellknown.routes,
-            *actors.routes,
-            *objects.routes,
-            *accounts.routes,
-            *passwords.routes,
-            *notification_routes.routes,
-            *tags.routes,
-            *impact_routes.routes,
-            *desk_routes.routes,
-            *posts.routes,
-            *moderation_routes.routes,
-            *network_routes.routes,
-            # Before web.routes: /admin/{action} would take /admin/organisations.
-            *organisation_routes.routes,
-            *relay_routes.routes,
-            *web.routes,
-            Mount("/static", StaticFiles(directory=REPO_ROOT / "templates" / "static"),
-                  name="static"),
-        ],
         middleware=[
             Middleware(SecurityHeadersMiddleware, allow_http_images=settings.allow_http),
             # Then: an abusive client is turned away before any other work.
@@ -105,7 +106,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         # Every error a browser gets is a page in its language; programs get JSON.
         exception_handlers=errors.exception_handlers(),
-        lifespan=lifespan,
     )
+    # Every route answers as in Starlette's Router; only the routes a path can match are tried.
+    app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.node = node
     return app

@@ -298,6 +298,28 @@ async def test_a_need_expires_and_its_expiry_is_federated(tmp_path, database_url
         assert "Expired" in (await client.get(f"/posts/{post['id']}")).text
 
 
+async def test_reading_a_post_past_its_end_expires_that_post(app_node):
+    """A peer fetching the Note, or a person opening the page, of a post whose end has passed
+    meets it expired, and the Delete goes out once, even when no list was read before."""
+    node, client = app_node
+    await member(node, "due@example.org")
+    await login(client, "due@example.org")
+    for title in ("First", "Second"):
+        assert (await post_form(client, "need", {**NEED, "title": title})).status_code == 303
+    first, second = await node.db.fetch_all("SELECT * FROM posts ORDER BY title")
+    await node.db.execute("UPDATE posts SET ends_at = :t", {"t": time.time() - 1})
+    note = await client.get(f"/posts/{first['id']}",
+                            headers={"Accept": "application/activity+json"})
+    assert note.status_code == 410 and note.json()["type"] == "Tombstone"
+    statuses = {r["title"]: r["status"] for r in
+                await node.db.fetch_all("SELECT title, status FROM posts")}
+    assert statuses == {"First": "expired", "Second": "open"}  # only the post read
+    assert "Expired" in (await client.get(f"/posts/{second['id']}")).text
+    assert "Expired" in (await client.get(f"/posts/{first['id']}")).text
+    assert await node.db.fetch_val(
+        "SELECT COUNT(*) FROM activities WHERE type = 'Delete'") == 2
+
+
 async def test_the_author_edits_a_post_and_others_cannot(app_node):
     node, client = app_node
     await member(node, "ed@example.org")

@@ -168,6 +168,21 @@ async def change_status(node: Node, post: dict, status: str) -> dict:
     return updated
 
 
+def is_due(post: dict) -> bool:
+    """A local post still open (or in progress) whose end has passed."""
+    return (not post["remote"] and post["status"] in ("open", "in_progress")
+            and post["ends_at"] is not None and post["ends_at"] < now())
+
+
+async def _expire(node: Node, post: dict) -> dict | None:
+    try:
+        expired = await change_status(node, post, "expired")
+    except PostError:
+        return None  # another request expired it first
+    await notify.post_status_changed(node, expired, "expired")
+    return expired
+
+
 async def expire_due(node: Node) -> int:
     """Expire local posts whose end has passed; returns how many expired now."""
     rows = await node.db.fetch_all(
@@ -175,10 +190,16 @@ async def expire_due(node: Node) -> int:
         "AND ends_at IS NOT NULL AND ends_at < :now", {"now": now()})
     count = 0
     for post in rows:
-        try:
-            expired = await change_status(node, post, "expired")
-            count += 1
-        except PostError:
-            continue  # another request expired it first
-        await notify.post_status_changed(node, expired, "expired")
+        count += await _expire(node, post) is not None
     return count
+
+
+async def expire_if_due(node: Node, post: dict) -> dict:
+    """The post as it stands once expired if its end has passed (as `expire_due` would): a
+    page or a peer reading one post need not look for every other post that is due."""
+    if not is_due(post):
+        return post
+    # None: another request changed it first; what it made of it is what stands.
+    return (await _expire(node, post)
+            or await node.db.fetch_one("SELECT * FROM posts WHERE id = :i", {"i": post["id"]})
+            or post)

@@ -141,10 +141,10 @@ async def _post_or_none(request: Request) -> dict | None:
 
 async def post_view(request: Request) -> Response:
     node = node_of(request)
-    await service.expire_due(node)
     post = await _post_or_none(request)
     if post is None:
         return _not_found()
+    post = await service.expire_if_due(node, post)
     if wants_activity_json(request):
         return _post_document(node, post)
     user = await current_user(request)
