@@ -14,9 +14,10 @@ once more (keys/request_signer.py)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from node.generations import GenerationWatch
 
 if TYPE_CHECKING:
     from node.context import Node
@@ -35,22 +36,15 @@ class RemoteKey:
 class KeyCache:
     def __init__(self) -> None:
         self.entries: dict[str, RemoteKey] = {}
-        self.generation: int | None = None
-        self.checked_at = float("-inf")
+        self.generation = GenerationWatch("remote_actors", CHECK_EVERY)
         # Moves with every emptying: a key read from the database before an emptying is not
         # put back after it (it may be the very key that changed).
         self.epoch = 0
 
     async def fresh(self, node: Node) -> KeyCache:
         """This cache, emptied first if another process changed a key since the last look."""
-        if time.monotonic() - self.checked_at < CHECK_EVERY:
-            return self
-        generation = await node.db.fetch_val(
-            "SELECT value FROM cache_generations WHERE name = 'remote_actors'")
-        self.checked_at = time.monotonic()
-        if generation != self.generation:
+        if self.generation.due() and await self.generation.moved(node):
             self._empty()
-            self.generation = generation
         return self
 
     def get(self, key_id: str) -> RemoteKey | None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from activitypub.signatures import SigningKey
 from activitypub.vocab import actor_document
 from keys.keypair import generate_keypair
+from node.actor_cache import actor_cache
 from node.context import Node
 from node.db import new_id, now
 
@@ -187,17 +188,27 @@ async def create_actor(
 
 
 async def by_username(node: Node, username: str, kind: str | None = None) -> LocalActor | None:
-    row = await node.db.fetch_one(
-        "SELECT * FROM actors WHERE username = :u", {"u": username.lower()}
-    )
-    if row is None or (kind is not None and row["kind"] != kind):
-        return None
-    return LocalActor.from_row(row)
+    actor = await _held_or_read(node, "username", username.lower())
+    return actor if actor is not None and (kind is None or actor.kind == kind) else None
 
 
 async def by_id(node: Node, actor_id: str) -> LocalActor | None:
-    row = await node.db.fetch_one("SELECT * FROM actors WHERE id = :i", {"i": actor_id})
-    return LocalActor.from_row(row) if row else None
+    return await _held_or_read(node, "id", actor_id)
+
+
+async def _held_or_read(node: Node, column: str, value: str) -> LocalActor | None:
+    cache = actor_cache(node)
+    epoch = await cache.fresh(node)
+    held = (cache.by_username if column == "username" else cache.by_id).get(value)
+    if held is not None:
+        return held
+    row = await node.db.fetch_one(f"SELECT * FROM actors WHERE {column} = :v", {"v": value})
+    if row is None:
+        return None
+    actor = LocalActor.from_row(row)
+    if not node.db.in_transaction():  # what a transaction reads may yet be rolled back
+        cache.put(actor, epoch)
+    return actor
 
 
 async def by_uri(node: Node, uri: str) -> LocalActor | None:

@@ -206,6 +206,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # Grows after every statement that may have changed something and after every
+        # transaction, once it is committed: a cache in this process that sees it move knows
+        # a change of this process may have reached the database (node/actor_cache.py).
+        self.writes = 0
         self.dialect = "postgresql" if url.startswith(("postgres", "postgresql")) else "sqlite"
         self._backend: _Sqlite | _Postgres
         if self.dialect == "sqlite":
@@ -229,41 +233,64 @@ class Database:
     async def execute(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
         """Runs a statement; returns the new row id of an SQLite INSERT, else its row count
         (on PostgreSQL: the first value a RETURNING clause gives, else None)."""
-        return await self._backend.execute(query, values or {})
+        try:
+            return await self._backend.execute(query, values or {})
+        finally:
+            self.writes += 1
 
     async def execute_many(self, query: str, values: list[Mapping[str, Any]]) -> None:
         if values:
-            await self._backend.execute_many(query, values)
+            try:
+                await self._backend.execute_many(query, values)
+            finally:
+                self.writes += 1
 
     async def fetch_one(self, query: str, values: Mapping[str, Any] | None = None) -> dict | None:
-        rows = await self._backend.fetch(query, values or {}, one=True)
+        rows = await self._fetch(query, values, one=True)
         return rows[0] if rows else None
 
     async def fetch_all(self, query: str, values: Mapping[str, Any] | None = None) -> list[dict]:
-        return await self._backend.fetch(query, values or {}, one=False)
+        return await self._fetch(query, values, one=False)
 
     async def fetch_val(self, query: str, values: Mapping[str, Any] | None = None) -> Any:
-        rows = await self._backend.fetch(query, values or {}, one=True)
+        rows = await self._fetch(query, values, one=True)
         return next(iter(rows[0].values())) if rows else None
 
+    async def _fetch(self, query: str, values: Mapping[str, Any] | None, one: bool
+                     ) -> list[dict]:
+        if _reads_only(query):
+            return await self._backend.fetch(query, values or {}, one=one)
+        try:  # UPDATE ... RETURNING, INSERT ... RETURNING
+            return await self._backend.fetch(query, values or {}, one=one)
+        finally:
+            self.writes += 1
+
     def transaction(self) -> Transaction:
-        return Transaction(self._backend)
+        return Transaction(self)
+
+    def in_transaction(self) -> bool:
+        """Whether this task's statements run inside a transaction (what they read may not
+        be committed yet)."""
+        return self._backend.depth.get() > 0
 
 
 class Transaction:
     """`async with db.transaction():` commits on success and rolls back on an exception.
     Nested inside another transaction of the same task, it becomes a savepoint."""
 
-    def __init__(self, backend: _Sqlite | _Postgres) -> None:
-        self._backend = backend
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._handle: Any = None
 
     async def __aenter__(self) -> Transaction:
-        self._handle = await self._backend.begin()
+        self._handle = await self._db._backend.begin()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        await self._backend.end(self._handle, commit=exc_type is None)
+        try:
+            await self._db._backend.end(self._handle, commit=exc_type is None)
+        finally:
+            self._db.writes += 1
 
 
 # --- SQLite -------------------------------------------------------------------------------------

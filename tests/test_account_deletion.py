@@ -309,6 +309,8 @@ class Theirs:
             return row["owner"] == u or row["actor_uri"] == a
         if table == "report_reporters":
             return row["reporter"] == u
+        if table == "cache_generations":  # their actor changed: caches must learn it
+            return row["name"] == "local_actors"
         return row.get("user_id") == u or row.get("email") == self.email or row.get(
             "recipient") == self.email
 
