@@ -122,7 +122,7 @@ def _cursor(request: Request) -> Cursor | None:
 # whole table when no such item was there (4.8 ms at 10k activities, against 0.2 ms).
 _OUTBOX_TOTAL = "SELECT total FROM outbox_counts WHERE actor_uri = :a"
 _OUTBOX_PAGE = (
-    f"SELECT seq, payload, ({_OUTBOX_TOTAL}) AS total, "
+    f"SELECT seq, uri, payload, ({_OUTBOX_TOTAL}) AS total, "
     "(SELECT seq FROM activities WHERE actor_uri = :a AND public = 1 AND seq {beyond} :s "
     "ORDER BY seq {order_beyond} LIMIT 1) AS beyond "
     "FROM activities WHERE actor_uri = :a AND public = 1 {within} "
@@ -138,6 +138,25 @@ _ABOVE = _OUTBOX_PAGE.format(beyond="<=", order_beyond="DESC", within="AND seq >
 
 async def _outbox_total(node: Node, uri: str) -> int:
     return await node.db.fetch_val(_OUTBOX_TOTAL, {"a": uri}) or 0
+
+
+ITEMS_HELD = 2_000  # about a hundred pages
+
+
+def _item(node: Node, row: dict) -> orjson.Fragment:
+    """An activity as a page lists it (without its own @context), encoded once per process: a
+    stored activity never changes, and peers read the newest pages over and over."""
+    held: dict[tuple[int, str], orjson.Fragment] = node.__dict__.setdefault("_outbox_items", {})
+    key = (row["seq"], row["uri"])
+    item = held.get(key)
+    if item is None:
+        activity = orjson.loads(row["payload"])
+        activity.pop("@context", None)
+        item = orjson.Fragment(orjson.dumps(activity))
+        if len(held) >= ITEMS_HELD:
+            del held[next(iter(held))]
+        held[key] = item
+    return item
 
 
 async def outbox_view(request: Request) -> Response:
@@ -162,12 +181,10 @@ async def outbox_view(request: Request) -> Response:
         older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
         newer = bool(rows) and cursor.max_id is not None and rows[0]["beyond"] is not None
     total = rows[0]["total"] or 0 if rows else await _outbox_total(node, uri)
-    items = [orjson.loads(r["payload"]) for r in rows]
-    for item in items:
-        item.pop("@context", None)
     return activity_response(cursor_page(
-        coll, cursor, total, items, newest=rows[0]["seq"] if rows else None,
-        oldest=rows[-1]["seq"] if rows else None, newer=newer, older=older))
+        coll, cursor, total, [_item(node, r) for r in rows],
+        newest=rows[0]["seq"] if rows else None, oldest=rows[-1]["seq"] if rows else None,
+        newer=newer, older=older))
 
 
 async def _relation_view(request: Request, column: str, other: str) -> Response:
