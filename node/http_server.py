@@ -15,6 +15,10 @@ megabytes of headers. `GuardedHttpToolsProtocol` adds, at the layer that reads t
 
 The ASGI app cannot do this: it sees a request only once its head is complete.
 `python -m node serve` selects it through uvicorn's `http` option (`server_options`).
+
+It also gathers what one turn of the event loop writes to a connection into one send
+(`CorkedTransport`): uvicorn writes a response's head and its body separately, and on a small
+answer (an actor, a page of an outbox) the second system call was a tenth of the request's CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +40,35 @@ def server_options(settings: Settings) -> dict[str, Any]:
                                  body_idle_timeout=settings.body_idle_timeout,
                                  body_timeout=settings.body_timeout)
     return {"http": protocol, "timeout_keep_alive": settings.keep_alive_timeout}
+
+
+class CorkedTransport:
+    """A transport whose writes of one event-loop turn leave in one `write` at the end of it.
+    Everything else is the real transport's; closing sends what waits first."""
+
+    __slots__ = ("_transport", "_loop", "_parts")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self._flush)
+        self._parts.append(data)
+
+    def _flush(self) -> None:
+        parts, self._parts = self._parts, []
+        if parts and not self._transport.is_closing():
+            self._transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -61,7 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(CorkedTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
