@@ -327,6 +327,11 @@ async def test_the_author_edits_a_post_and_others_cannot(app_node):
     await login(client, "ed@example.org")
     await post_form(client, "offer", {**NEED, "category": "food", "title": "Soup"})
     post = await node.db.fetch_one("SELECT * FROM posts")
+    as_peer = {"Accept": "application/activity+json"}
+    # Read by peers before the edit: the Note they get next is the edited one.
+    for _ in range(2):
+        assert (await client.get(f"/posts/{post['id']}", headers=as_peer)).json()[
+            "name"] == "Soup"
     page = await client.get(f"/posts/{post['id']}/edit")
     assert 'value="Soup"' in page.text
     resp = await client.post(f"/posts/{post['id']}/edit", data={
@@ -337,6 +342,8 @@ async def test_the_author_edits_a_post_and_others_cannot(app_node):
         "csrf_token": csrf(page), **{**NEED, "category": "food", "title": "Soup and bread"}})
     assert resp.status_code == 303
     assert await node.db.fetch_val("SELECT title FROM posts") == "Soup and bread"
+    note = (await client.get(f"/posts/{post['id']}", headers=as_peer)).json()
+    assert note["name"] == "Soup and bread" and "Soup and bread" in note["content"]
     update = await node.db.fetch_one(
         "SELECT payload FROM activities WHERE type = 'Update' AND actor_uri = :o",
         {"o": node.url("/groups/voisins")})
