@@ -4,7 +4,7 @@ Note as a peer fetches it, and its HTML page) and the offers list (/posts), agai
 node process holding N stored posts.
 
     .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
-        [--concurrency 32] [--workers 1] [--rate 1000] [--only outbox,webfinger]
+        [--concurrency 32] [--workers 1] [--rate 1000 [--rounds 3]] [--only outbox,webfinger]
 
 With `--rate R`, each endpoint gets an open-loop load instead (bench/harness.open_loop): R
 requests per second due at fixed times, latency counted from each request's due time, so a
@@ -14,6 +14,7 @@ stall shows in the percentiles instead of slowing the client down.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -54,10 +55,33 @@ def _endpoints(host: str, org: str, size: int) -> list[tuple[str, bytes]]:
             "GET", f"/groups/{org}/outbox?max_id={size // 2}&page=true", host, AP)),
         # One offer as a peer fetches it (its Note), and the same post's page for a person.
         ("post", http_request("GET", f"/posts/bench{size // 2}", host, AP)),
-        ("post page", http_request("GET", f"/posts/bench{size // 2}", host,
-                                   {"Accept": "text/html"})),
+        ("its HTML page", http_request("GET", f"/posts/bench{size // 2}", host,
+                                       {"Accept": "text/html"})),
         ("offers list", http_request("GET", "/posts", host, {"Accept": "text/html"})),
     ]
+
+
+def _open_round(kind: str, size: int, name: str, port: int, request: bytes, pid: int,
+                args) -> tuple[float, float]:
+    """One open-loop round against one endpoint, printed; returns its p99 and CPU/request."""
+    cpu = group_cpu_seconds(pid)
+    pg_cpu = named_cpu_seconds("postgres")
+    latencies, statuses, achieved = asyncio.run(
+        open_loop(("127.0.0.2", port), request, args.rate, args.seconds))
+    answered = max(1, len(latencies))
+    cpu = (group_cpu_seconds(pid) - cpu) / answered
+    # The server's share (shared by whatever else uses it meanwhile).
+    pg_cpu = (named_cpu_seconds("postgres") - pg_cpu) / answered
+    bad = {k: v for k, v in statuses.items() if k != 200}
+    p99 = percentile(latencies, 99)
+    print(f"  {kind:8} posts={size:>7} {name:13} due {args.rate:.0f}/s, answered "
+          f"{achieved:6.0f}/s  p50={percentile(latencies, 50) * 1000:7.1f}ms"
+          f"  p99={p99 * 1000:7.1f}ms"
+          f"  p99.9={percentile(latencies, 99.9) * 1000:7.1f}ms"
+          f"  CPU {cpu * 1e6:5.0f} µs/request"
+          + (f" + PostgreSQL {pg_cpu * 1e6:4.0f} µs" if kind == "postgres" else "")
+          + (f"  non-200: {bad}" if bad else ""), flush=True)
+    return p99, cpu
 
 
 def run_one(kind: str, url: str, size: int, args) -> None:
@@ -76,24 +100,17 @@ def run_one(kind: str, url: str, size: int, args) -> None:
                 spy = profiler(server, args.profile, f"reads-{kind}-{size}-{label}")
                 if args.rate:
                     assert server.proc is not None
-                    cpu = group_cpu_seconds(server.proc.pid)
-                    pg_cpu = named_cpu_seconds("postgres")
-                    latencies, statuses, achieved = asyncio.run(
-                        open_loop(("127.0.0.2", port), request, args.rate, args.seconds))
-                    answered = max(1, len(latencies))
-                    cpu = (group_cpu_seconds(server.proc.pid) - cpu) / answered
-                    # The server's share (shared by whatever else uses it meanwhile).
-                    pg_cpu = (named_cpu_seconds("postgres") - pg_cpu) / answered
+                    rounds = [_open_round(kind, size, name, port, request, server.proc.pid,
+                                          args) for _ in range(args.rounds)]
                     stop_profiler(spy)
-                    bad = {k: v for k, v in statuses.items() if k != 200}
-                    print(f"  {kind:8} posts={size:>7} {name:13} due {args.rate:.0f}/s, answered "
-                          f"{achieved:6.0f}/s  p50={percentile(latencies, 50) * 1000:7.1f}ms"
-                          f"  p99={percentile(latencies, 99) * 1000:7.1f}ms"
-                          f"  p99.9={percentile(latencies, 99.9) * 1000:7.1f}ms"
-                          f"  CPU {cpu * 1e6:5.0f} µs/request"
-                          + (f" + PostgreSQL {pg_cpu * 1e6:4.0f} µs" if kind == "postgres"
-                             else "")
-                          + (f"  non-200: {bad}" if bad else ""), flush=True)
+                    if args.rounds > 1:
+                        p99s = sorted(r[0] for r in rounds)
+                        cpus = sorted(r[1] for r in rounds)
+                        print(f"  {kind:8} posts={size:>7} {name:13} median of {args.rounds} "
+                              f"rounds: p99={statistics.median(p99s) * 1000:7.1f}ms "
+                              f"(best {p99s[0] * 1000:.1f}, worst {p99s[-1] * 1000:.1f})  "
+                              f"CPU {statistics.median(cpus) * 1e6:5.0f} µs/request",
+                              flush=True)
                     continue
                 elapsed, latencies, statuses = asyncio.run(
                     hammer(("127.0.0.2", port), [request], args.concurrency,
@@ -113,6 +130,7 @@ def main() -> None:
                      workers=(int, 1, "uvicorn web workers of the node"),
                      profile=(str, "", "directory for py-spy profiles of the node (optional)"),
                      rate=(float, 0.0, "open loop: requests per second due (0: closed loop)"),
+                     rounds=(int, 1, "open loop: rounds per endpoint (the median is printed)"),
                      only=(str, "", "endpoints whose name contains one of these words "
                                     "(comma-separated), e.g. outbox,post"))
     print_limits(machine_limits())

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from activitypub.signatures import SigningKey
 from activitypub.vocab import actor_document
 from keys.keypair import generate_keypair
-from node.actor_cache import actor_cache
 from node.context import Node
 from node.db import new_id, now
+from node.generations import watched_cache
 
 USERNAME = re.compile(r"^[a-z0-9_][a-z0-9_.\-]{0,29}$")
 RESERVED = {"actor", "instance", "admin", "inbox", "groups", "users", "posts", "objects"}
@@ -196,18 +196,25 @@ async def by_id(node: Node, actor_id: str) -> LocalActor | None:
     return await _held_or_read(node, "id", actor_id)
 
 
+# Nearly every federation read (WebFinger, an actor, its outbox, its followers) and every
+# delivery starts from a local actor, and on PostgreSQL reading its row is a round trip to the
+# server (about a quarter of an outbox page's CPU at 1,000 reads a second): each process keeps
+# them, following the `local_actors` counter that triggers move (migration 26).
+ACTORS_HELD = 4096  # the organisations and the members whose documents are read most
+
+
 async def _held_or_read(node: Node, column: str, value: str) -> LocalActor | None:
-    cache = actor_cache(node)
+    cache = watched_cache(node, "local_actors", ACTORS_HELD)
     epoch = await cache.fresh(node)
-    held = (cache.by_username if column == "username" else cache.by_id).get(value)
+    held = cache.get((column, value))
     if held is not None:
         return held
     row = await node.db.fetch_one(f"SELECT * FROM actors WHERE {column} = :v", {"v": value})
     if row is None:
         return None
     actor = LocalActor.from_row(row)
-    if not node.db.in_transaction():  # what a transaction reads may yet be rolled back
-        cache.put(actor, epoch)
+    for key in (("username", actor.username), ("id", actor.id)):
+        cache.put(node, key, actor, epoch)
     return actor
 
 

@@ -1,12 +1,13 @@
-"""Watching a counter of `cache_generations` (migration 24): triggers bump it in the very
-transaction that changes the rows a cache holds, whichever process or code path makes the
-change, so one cheap read of one row tells a process whether what it keeps in memory is still
-what the database says."""
+"""Caches that follow a counter of `cache_generations` (migrations 24 and 26): triggers bump it
+in the very transaction that changes the rows a cache holds, whichever process or code path
+makes the change, so one cheap read of one row tells a process whether what it keeps in memory
+is still what the database says."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from node.context import Node
@@ -33,3 +34,53 @@ class GenerationWatch:
         self.checked_at = time.monotonic()
         moved, self.value = value != self.value, value
         return moved
+
+
+CHECK_EVERY = 0.5  # seconds a change made by another process may go unseen
+
+
+class WatchedCache:
+    """What was read from the rows counted by generation `name`, kept while the counter stays
+    put. The counter is read at once after this process wrote anything (`Database.writes`
+    moved: its own change is never missed), else at most every CHECK_EVERY seconds, so a change
+    made by another process is seen within that time. When it moved, everything goes."""
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        self.entries: dict[Hashable, Any] = {}
+        self.max_entries = max_entries
+        self.generation = GenerationWatch(name, CHECK_EVERY)
+        self.writes_seen = -1
+        # Moves with every emptying: what was read before one is not put back after it (it
+        # may be the very row that changed).
+        self.epoch = 0
+
+    async def fresh(self, node: Node) -> int:
+        """The epoch to read under, after emptying the cache if its rows changed."""
+        writes = node.db.writes
+        if writes != self.writes_seen or self.generation.due():
+            self.writes_seen = writes
+            if await self.generation.moved(node):
+                self.entries.clear()
+                self.epoch += 1
+        return self.epoch
+
+    def get(self, key: Hashable) -> Any:
+        return self.entries.get(key)
+
+    def put(self, node: Node, key: Hashable, value: Any, epoch: int) -> None:
+        """Keep what was read while the cache was at `epoch`, unless it was read inside a
+        transaction (which may yet be rolled back)."""
+        if epoch != self.epoch or node.db.in_transaction():
+            return
+        if len(self.entries) >= self.max_entries:
+            del self.entries[next(iter(self.entries))]
+        self.entries[key] = value
+
+
+def watched_cache(node: Node, name: str, max_entries: int) -> WatchedCache:
+    """This process's cache of the rows counted by `name`."""
+    caches: dict[str, WatchedCache] = node.__dict__.setdefault("_watched_caches", {})
+    cache = caches.get(name)
+    if cache is None:
+        cache = caches[name] = WatchedCache(name, max_entries)
+    return cache

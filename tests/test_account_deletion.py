@@ -309,8 +309,8 @@ class Theirs:
             return row["owner"] == u or row["actor_uri"] == a
         if table == "report_reporters":
             return row["reporter"] == u
-        if table == "cache_generations":  # their actor changed: caches must learn it
-            return row["name"] == "local_actors"
+        if table == "cache_generations":  # their actor and outbox changed: caches learn it
+            return row["name"] in ("local_actors", "outbox")
         return row.get("user_id") == u or row.get("email") == self.email or row.get(
             "recipient") == self.email
 

@@ -28,7 +28,8 @@ from node.actors import (
     to_document,
 )
 from node.context import Node
-from node.negotiation import activity_response, wants_activity_json
+from node.generations import watched_cache
+from node.negotiation import activity_response, encode, wants_activity_json
 from node.posts import queries
 from node.posts.cards import Card, cards_of_objects
 from node.posts.cards import cards as post_cards
@@ -159,16 +160,33 @@ def _item(node: Node, row: dict) -> orjson.Fragment:
     return item
 
 
+# Peers read the same outbox pages over and over (the newest above all), and an outbox changes
+# only when its actor publishes: each process keeps the pages it served, following the `outbox`
+# counter that triggers move in the transaction of every change (migration 26).
+PAGES_HELD = 256
+
+
 async def outbox_view(request: Request) -> Response:
     actor = await _actor(request)
     if actor is None:
         return _not_found()
     node = node_of(request)
     uri = actor_uri(node, actor)
-    coll = f"{uri}/outbox"
     cursor = _cursor(request)
+    cache = watched_cache(node, "outbox", PAGES_HELD)
+    epoch = await cache.fresh(node)
+    key = (uri, cursor.query() if cursor is not None else None)
+    document = cache.get(key)
+    if document is None:
+        document = orjson.Fragment(encode(await _outbox_document(node, uri, cursor)))
+        cache.put(node, key, document, epoch)
+    return activity_response(document)
+
+
+async def _outbox_document(node: Node, uri: str, cursor: Cursor | None) -> dict:
+    coll = f"{uri}/outbox"
     if cursor is None:
-        return activity_response(cursor_collection(coll, await _outbox_total(node, uri)))
+        return cursor_collection(coll, await _outbox_total(node, uri))
     values = {"a": uri}
     if cursor.min_id is not None:
         rows = await node.db.fetch_all(_ABOVE, {**values, "s": cursor.min_id})
@@ -181,10 +199,10 @@ async def outbox_view(request: Request) -> Response:
         older, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
         newer = bool(rows) and cursor.max_id is not None and rows[0]["beyond"] is not None
     total = rows[0]["total"] or 0 if rows else await _outbox_total(node, uri)
-    return activity_response(cursor_page(
+    return cursor_page(
         coll, cursor, total, [_item(node, r) for r in rows],
         newest=rows[0]["seq"] if rows else None, oldest=rows[-1]["seq"] if rows else None,
-        newer=newer, older=older))
+        newer=newer, older=older)
 
 
 async def _relation_view(request: Request, column: str, other: str) -> Response:
