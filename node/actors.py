@@ -204,9 +204,9 @@ ACTORS_HELD = 4096  # the organisations and the members whose documents are read
 
 
 async def _held_or_read(node: Node, column: str, value: str) -> LocalActor | None:
-    cache = watched_cache(node, "local_actors", ACTORS_HELD)
+    cache = watched_cache(node, "local_actors", "actors", ACTORS_HELD)
     epoch = await cache.fresh(node)
-    held = cache.get((column, value))
+    held = cache.get((column, value), epoch)
     if held is not None:
         return held
     row = await node.db.fetch_one(f"SELECT * FROM actors WHERE {column} = :v", {"v": value})

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -66,6 +66,10 @@ CHECKPOINT_EVERY = 1.0
 # `databases` layer keeps its meaning (`::type` casts are left alone).
 _BIND = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)", re.UNICODE)
 _WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+# The tables a statement writes, quoted or not. Clauses that only look alike (`DO UPDATE SET`,
+# `FOR UPDATE SKIP LOCKED`) name no table of ours, so they count for nothing.
+_TARGET = re.compile(r'\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE|DELETE\s+FROM)'
+                     r'\s+"?(\w+)"?', re.IGNORECASE)
 
 
 def now() -> float:
@@ -123,6 +127,11 @@ def _args(query: str, values: Mapping[str, Any]) -> tuple[str, list[Any]]:
 @lru_cache(maxsize=2048)
 def _inserts(query: str) -> bool:
     return query.lstrip()[:7].upper().startswith(("INSERT", "REPLACE"))
+
+
+@lru_cache(maxsize=2048)
+def _written_tables(query: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in _TARGET.findall(query))
 
 
 @lru_cache(maxsize=2048)
@@ -206,10 +215,13 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        # Grows after every statement that may have changed something and after every
-        # transaction, once it is committed: a cache in this process that sees it move knows
-        # a change of this process may have reached the database (node/actor_cache.py).
-        self.writes = 0
+        # Per table, a count that grows after every statement of this process that writes it,
+        # or for a transaction once it has ended: a cache that sees the count of its table move
+        # knows this process may have changed its rows (node/generations.py).
+        self.writes: dict[str, int] = {}
+        # The tables written inside this task's transaction, counted when it ends.
+        self._written: contextvars.ContextVar[set[str] | None] = \
+            contextvars.ContextVar(f"written_{id(self)}", default=None)
         self.dialect = "postgresql" if url.startswith(("postgres", "postgresql")) else "sqlite"
         self._backend: _Sqlite | _Postgres
         if self.dialect == "sqlite":
@@ -236,14 +248,14 @@ class Database:
         try:
             return await self._backend.execute(query, values or {})
         finally:
-            self.writes += 1
+            self._wrote(query)
 
     async def execute_many(self, query: str, values: list[Mapping[str, Any]]) -> None:
         if values:
             try:
                 await self._backend.execute_many(query, values)
             finally:
-                self.writes += 1
+                self._wrote(query)
 
     async def fetch_one(self, query: str, values: Mapping[str, Any] | None = None) -> dict | None:
         rows = await self._fetch(query, values, one=True)
@@ -263,7 +275,28 @@ class Database:
         try:  # UPDATE ... RETURNING, INSERT ... RETURNING
             return await self._backend.fetch(query, values or {}, one=one)
         finally:
-            self.writes += 1
+            self._wrote(query)
+
+    def _wrote(self, query: str) -> None:
+        tables = _written_tables(query)
+        if tables:
+            pending = self._written.get()
+            if pending is not None:
+                pending.update(tables)
+            else:
+                self._count(tables)
+
+    def _count(self, tables: Iterable[str]) -> None:
+        for table in tables:
+            self.writes[table] = self.writes.get(table, 0) + 1
+
+    def writes_to(self, table: str) -> int:
+        return self.writes.get(table, 0)
+
+    def writing(self, table: str) -> bool:
+        """Whether this task's transaction has written `table` (what it reads of it may be
+        its own change, not yet committed)."""
+        return table in (self._written.get() or ())
 
     def transaction(self) -> Transaction:
         return Transaction(self)
@@ -281,16 +314,30 @@ class Transaction:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._handle: Any = None
+        self._written: contextvars.Token | None = None  # set by the outermost transaction
 
     async def __aenter__(self) -> Transaction:
-        self._handle = await self._db._backend.begin()
+        if self._db._written.get() is None:
+            self._written = self._db._written.set(set())
+        try:
+            self._handle = await self._db._backend.begin()
+        except BaseException:
+            self._count_written()
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
             await self._db._backend.end(self._handle, commit=exc_type is None)
         finally:
-            self._db.writes += 1
+            self._count_written()
+
+    def _count_written(self) -> None:
+        if self._written is not None:
+            tables = self._db._written.get() or set()
+            self._db._written.reset(self._written)
+            self._written = None
+            self._db._count(tables)
 
 
 # --- SQLite -------------------------------------------------------------------------------------

@@ -40,12 +40,14 @@ CHECK_EVERY = 0.5  # seconds a change made by another process may go unseen
 
 
 class WatchedCache:
-    """What was read from the rows counted by generation `name`, kept while the counter stays
-    put. The counter is read at once after this process wrote anything (`Database.writes`
-    moved: its own change is never missed), else at most every CHECK_EVERY seconds, so a change
-    made by another process is seen within that time. When it moved, everything goes."""
+    """What was read from `table`, whose changes generation `name` counts, kept while the
+    counter stays put. The counter is read at once after this process wrote to the table
+    (`Database.writes_to`: its own change is never missed), else at most every CHECK_EVERY
+    seconds, so a change made by another process is seen within that time. When it moved,
+    everything goes."""
 
-    def __init__(self, name: str, max_entries: int) -> None:
+    def __init__(self, name: str, table: str, max_entries: int) -> None:
+        self.table = table
         self.entries: dict[Hashable, Any] = {}
         self.max_entries = max_entries
         self.generation = GenerationWatch(name, CHECK_EVERY)
@@ -54,9 +56,12 @@ class WatchedCache:
         # may be the very row that changed).
         self.epoch = 0
 
-    async def fresh(self, node: Node) -> int:
-        """The epoch to read under, after emptying the cache if its rows changed."""
-        writes = node.db.writes
+    async def fresh(self, node: Node) -> int | None:
+        """The epoch to read under, after emptying the cache if its rows changed; None when
+        the cache is not for this task now (its transaction changed the rows)."""
+        if node.db.writing(self.table):
+            return None
+        writes = node.db.writes_to(self.table)
         if writes != self.writes_seen or self.generation.due():
             self.writes_seen = writes
             if await self.generation.moved(node):
@@ -64,10 +69,10 @@ class WatchedCache:
                 self.epoch += 1
         return self.epoch
 
-    def get(self, key: Hashable) -> Any:
-        return self.entries.get(key)
+    def get(self, key: Hashable, epoch: int | None) -> Any:
+        return None if epoch is None else self.entries.get(key)
 
-    def put(self, node: Node, key: Hashable, value: Any, epoch: int) -> None:
+    def put(self, node: Node, key: Hashable, value: Any, epoch: int | None) -> None:
         """Keep what was read while the cache was at `epoch`, unless it was read inside a
         transaction (which may yet be rolled back)."""
         if epoch != self.epoch or node.db.in_transaction():
@@ -77,10 +82,10 @@ class WatchedCache:
         self.entries[key] = value
 
 
-def watched_cache(node: Node, name: str, max_entries: int) -> WatchedCache:
-    """This process's cache of the rows counted by `name`."""
+def watched_cache(node: Node, name: str, table: str, max_entries: int) -> WatchedCache:
+    """This process's cache of what it read from `table`, whose changes `name` counts."""
     caches: dict[str, WatchedCache] = node.__dict__.setdefault("_watched_caches", {})
     cache = caches.get(name)
     if cache is None:
-        cache = caches[name] = WatchedCache(name, max_entries)
+        cache = caches[name] = WatchedCache(name, table, max_entries)
     return cache

@@ -28,11 +28,11 @@ from tests.nodes import NodeProcess
 
 
 def _cache(node: Node) -> generations.WatchedCache:
-    return watched_cache(node, "local_actors", actors_module.ACTORS_HELD)
+    return watched_cache(node, "local_actors", "actors", actors_module.ACTORS_HELD)
 
 
 def _pages(node: Node) -> generations.WatchedCache:
-    return watched_cache(node, "outbox", actor_routes.PAGES_HELD)
+    return watched_cache(node, "outbox", "activities", actor_routes.PAGES_HELD)
 
 
 async def _rename(node: Node, name: str) -> None:
@@ -105,6 +105,50 @@ async def test_the_cache_is_bounded(app_node, monkeypatch):
     instance = await by_username(node, "instance")
     assert list(_cache(node).entries.values()) == [instance]
     assert (await by_username(node, "voisins")).id == org.id
+
+
+def test_the_tables_a_statement_writes_are_named():
+    from node.db import _written_tables
+
+    assert _written_tables("UPDATE actors SET name = :n WHERE id = :i") == {"actors"}
+    assert _written_tables('DELETE FROM "actors" WHERE "id" = :v') == {"actors"}
+    assert _written_tables("INSERT OR IGNORE INTO activities (uri) VALUES (:u)") == {
+        "activities"}
+    assert _written_tables(
+        "INSERT INTO outbox_counts (actor_uri, total) VALUES (:a, 1) "
+        "ON CONFLICT (actor_uri) DO UPDATE SET total = outbox_counts.total + 1"
+    ) <= {"outbox_counts", "set"}
+    assert _written_tables("WITH due AS (SELECT id FROM jobs FOR UPDATE SKIP LOCKED) "
+                           "UPDATE jobs SET state = 'x' WHERE id IN (SELECT id FROM due)") \
+        >= {"jobs"}
+    assert _written_tables("SELECT * FROM actors WHERE username = :u") == frozenset()
+
+
+async def test_writes_are_counted_per_table_and_for_a_transaction_at_its_end(app_node):
+    node, _ = app_node
+    db = node.db
+    before, posts = db.writes_to("actors"), db.writes_to("posts")
+    await _rename(node, "Once")
+    assert db.writes_to("actors") == before + 1
+    async with db.transaction():
+        await _rename(node, "Twice")
+        async with db.transaction():  # a savepoint: counted with the outer transaction
+            await _rename(node, "Thrice")
+        assert db.writes_to("actors") == before + 1  # not yet: nothing is committed
+    assert db.writes_to("actors") == before + 2
+    assert db.writes_to("posts") == posts
+
+
+async def test_a_write_elsewhere_costs_the_cache_no_read(app_node):
+    """The inbox writes on every request: a lookup after a write to another table answers
+    from memory without reading the counter again."""
+    node, _ = app_node
+    held = await by_username(node, "voisins")
+    checked = _cache(node).generation.checked_at
+    await node.db.execute("UPDATE cache_generations SET value = value WHERE name = 'none'")
+    await node.db.execute("DELETE FROM web_sessions WHERE expires_at < 0")
+    assert await by_username(node, "voisins") is held
+    assert _cache(node).generation.checked_at == checked
 
 
 async def _outbox(client, query: str = "") -> dict:

@@ -173,10 +173,10 @@ async def outbox_view(request: Request) -> Response:
     node = node_of(request)
     uri = actor_uri(node, actor)
     cursor = _cursor(request)
-    cache = watched_cache(node, "outbox", PAGES_HELD)
+    cache = watched_cache(node, "outbox", "activities", PAGES_HELD)
     epoch = await cache.fresh(node)
     key = (uri, cursor.query() if cursor is not None else None)
-    document = cache.get(key)
+    document = cache.get(key, epoch)
     if document is None:
         document = orjson.Fragment(encode(await _outbox_document(node, uri, cursor)))
         cache.put(node, key, document, epoch)
