@@ -270,12 +270,10 @@ class Database:
 
     async def _fetch(self, query: str, values: Mapping[str, Any] | None, one: bool
                      ) -> list[dict]:
-        if _reads_only(query):
-            return await self._backend.fetch(query, values or {}, one=one)
-        try:  # UPDATE ... RETURNING, INSERT ... RETURNING
+        try:
             return await self._backend.fetch(query, values or {}, one=one)
         finally:
-            self._wrote(query)
+            self._wrote(query)  # UPDATE ... RETURNING, INSERT ... RETURNING
 
     def _wrote(self, query: str) -> None:
         tables = _written_tables(query)

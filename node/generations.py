@@ -36,6 +36,18 @@ class GenerationWatch:
         return moved
 
 
+def held(node: Node, name: str) -> dict[Hashable, Any]:
+    """A dict of this process's node, named `name`, for what it keeps in memory."""
+    return node.__dict__.setdefault(f"_held_{name}", {})
+
+
+def keep(entries: dict[Hashable, Any], key: Hashable, value: Any, limit: int) -> None:
+    """Store `value`; when `limit` entries are there already, the oldest goes first."""
+    if len(entries) >= limit:
+        del entries[next(iter(entries))]
+    entries[key] = value
+
+
 CHECK_EVERY = 0.5  # seconds a change made by another process may go unseen
 
 
@@ -75,16 +87,13 @@ class WatchedCache:
     def put(self, node: Node, key: Hashable, value: Any, epoch: int | None) -> None:
         """Keep what was read while the cache was at `epoch`, unless it was read inside a
         transaction (which may yet be rolled back)."""
-        if epoch != self.epoch or node.db.in_transaction():
-            return
-        if len(self.entries) >= self.max_entries:
-            del self.entries[next(iter(self.entries))]
-        self.entries[key] = value
+        if epoch == self.epoch and not node.db.in_transaction():
+            keep(self.entries, key, value, self.max_entries)
 
 
 def watched_cache(node: Node, name: str, table: str, max_entries: int) -> WatchedCache:
     """This process's cache of what it read from `table`, whose changes `name` counts."""
-    caches: dict[str, WatchedCache] = node.__dict__.setdefault("_watched_caches", {})
+    caches = held(node, "watched_caches")
     cache = caches.get(name)
     if cache is None:
         cache = caches[name] = WatchedCache(name, table, max_entries)

@@ -201,5 +201,5 @@ async def expire_if_due(node: Node, post: dict) -> dict:
         return post
     # None: another request changed it first; what it made of it is what stands.
     return (await _expire(node, post)
-            or await node.db.fetch_one("SELECT * FROM posts WHERE id = :i", {"i": post["id"]})
+            or await queries.get_post(node, post["id"])
             or post)

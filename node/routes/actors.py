@@ -28,7 +28,7 @@ from node.actors import (
     to_document,
 )
 from node.context import Node
-from node.generations import watched_cache
+from node.generations import held, keep, watched_cache
 from node.negotiation import activity_response, encode, wants_activity_json
 from node.posts import queries
 from node.posts.cards import Card, cards_of_objects
@@ -147,16 +147,14 @@ ITEMS_HELD = 2_000  # about a hundred pages
 def _item(node: Node, row: dict) -> orjson.Fragment:
     """An activity as a page lists it (without its own @context), encoded once per process: a
     stored activity never changes, and peers read the newest pages over and over."""
-    held: dict[tuple[int, str], orjson.Fragment] = node.__dict__.setdefault("_outbox_items", {})
+    items = held(node, "outbox_items")
     key = (row["seq"], row["uri"])
-    item = held.get(key)
+    item = items.get(key)
     if item is None:
         activity = orjson.loads(row["payload"])
         activity.pop("@context", None)
         item = orjson.Fragment(orjson.dumps(activity))
-        if len(held) >= ITEMS_HELD:
-            del held[next(iter(held))]
-        held[key] = item
+        keep(items, key, item, ITEMS_HELD)
     return item
 
 

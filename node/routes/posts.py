@@ -17,6 +17,7 @@ from activitypub.vocab import AS_CONTEXT
 from node import errors, matching, notifications
 from node.actors import by_username
 from node.desk import for_post_form, for_post_page, new_post_defaults
+from node.generations import held, keep
 from node.i18n import N_, current_locale
 from node.moderation.blocks import hidden_from
 from node.negotiation import activity_response, encode, wants_activity_json
@@ -172,15 +173,13 @@ def _note(node: Any, post: dict) -> orjson.Fragment:
     """The post's Note as peers fetch it, encoded once per version of its row: the Note is made
     of the row alone (and the node's address), and a post shared around is fetched by many
     servers in a short while (content rendered and cleaned each time: a third of the read)."""
-    held: dict[tuple, orjson.Fragment] = node.__dict__.setdefault("_notes", {})
+    notes = held(node, "notes")
     key = tuple(post.items())
-    note = held.get(key)
+    note = notes.get(key)
     if note is None:
         note = orjson.Fragment(encode({"@context": wire.post_context(node.settings.base_url),
                                        **publishing.note_of(node, post)}))
-        if len(held) >= NOTES_HELD:
-            del held[next(iter(held))]
-        held[key] = note
+        keep(notes, key, note, NOTES_HELD)
     return note
 
 
