@@ -14,7 +14,7 @@ from typing import Any
 from activitypub.html import sanitize_html
 from activitypub.model import InvalidObject, RemoteObject, from_json
 from node.context import Node
-from node.db import dumps, now
+from node.db import GroupCommit, dumps, now
 
 __all__ = ["InvalidObject", "get_object", "load_model", "mark_deleted", "record_tombstone",
            "sanitize_html", "store_model", "store_object"]
@@ -53,30 +53,51 @@ async def store_object(node: Node, obj: dict[str, Any], local: bool) -> bool:
     return await store_model(node, model, local, obj if local else None)
 
 
+_COLUMNS = ("uri", "type", "attributed_to", "local", "in_reply_to", "payload", "model",
+            "public_audience", "deleted", "published", "updated")
+# The WHERE of the upsert is the ownership rule: same author, same side (ours or remote), never
+# a row that was deleted.
+_UPSERT = (
+    "ON CONFLICT (uri) DO UPDATE SET type = excluded.type, payload = excluded.payload, "
+    "model = excluded.model, public_audience = excluded.public_audience, "
+    "in_reply_to = excluded.in_reply_to, updated = excluded.updated "
+    "WHERE objects.attributed_to = excluded.attributed_to "
+    "AND objects.local = excluded.local AND objects.deleted = 0 RETURNING uri")
+
+
 async def store_model(node: Node, model: RemoteObject, local: bool,
                       payload: dict[str, Any] | None = None) -> bool:
+    """Store an object by the ownership rule; False when the rule refused it."""
     model_text = dumps(model.to_dict())
-    values = {
-        "u": model.id, "t": model.type, "a": model.author, "l": int(local),
-        "r": model.in_reply_to, "p": dumps(payload) if payload else model_text,
-        "m": model_text, "pa": int(model.public),
-        "pub": _timestamp(model.published),
-        "upd": _timestamp(model.updated) if model.updated else None,
-    }
-    # The WHERE of the upsert is the ownership rule: same author, same side (ours or remote),
-    # never a row that was deleted.
-    stored = await node.db.fetch_val(
-        "INSERT INTO objects (uri, type, attributed_to, local, in_reply_to, payload, model, "
-        "public_audience, deleted, published, updated) "
-        "VALUES (:u, :t, :a, :l, :r, :p, :m, :pa, 0, :pub, :upd) "
-        "ON CONFLICT (uri) DO UPDATE SET type = excluded.type, payload = excluded.payload, "
-        "model = excluded.model, public_audience = excluded.public_audience, "
-        "in_reply_to = excluded.in_reply_to, updated = excluded.updated "
-        "WHERE objects.attributed_to = excluded.attributed_to "
-        "AND objects.local = excluded.local AND objects.deleted = 0 RETURNING 1",
-        values,
-    )
-    return bool(stored)
+    row = (model.id, model.type, model.author, int(local), model.in_reply_to,
+           dumps(payload) if payload else model_text, model_text, int(model.public), 0,
+           _timestamp(model.published), _timestamp(model.updated) if model.updated else None)
+    if node.db.in_transaction():  # a batch runs outside the caller's transaction
+        return bool(await _upsert(node, {model.id: row}))
+    # Objects arriving together (the inbox under load) share one statement and one commit.
+    batch = node.__dict__.get("_object_upserts")
+    if batch is None:
+        batch = node.__dict__["_object_upserts"] = GroupCommit(
+            lambda rows: _upsert(node, rows))
+    stored = await batch(model.id, row)
+    if stored is None:  # the same object twice in one batch: the later one goes after it
+        return bool(await _upsert(node, {model.id: row}))
+    return stored
+
+
+async def _upsert(node: Node, rows: dict[str, tuple[Any, ...]]) -> dict[str, bool]:
+    """{uri: True} for each row stored, {uri: False} for each the ownership rule refused."""
+    values: dict[str, Any] = {}
+    tuples = []
+    for n, row in enumerate(rows.values()):
+        names = [f"c{n}_{i}" for i in range(len(_COLUMNS))]
+        values.update(zip(names, row, strict=True))
+        tuples.append(f"({', '.join(':' + name for name in names)})")
+    stored = await node.db.fetch_all(
+        f"INSERT INTO objects ({', '.join(_COLUMNS)}) VALUES {', '.join(tuples)} {_UPSERT}",
+        values)
+    kept = {r["uri"] for r in stored}
+    return {uri: uri in kept for uri in rows}
 
 
 async def mark_deleted(node: Node, uri: str) -> None:

@@ -111,3 +111,59 @@ async def test_rows_are_marked_processed_together_only_by_their_lease_holder(db)
             for r in await db.fetch_all("SELECT * FROM inbox_log")}
     assert all(rows[e.activity_id] == ("processed", 1, None) for e in mine)
     assert rows[theirs.activity_id][0] == "pending"
+
+
+# --- objects (node/objects.store_model): the inbox's own write, grouped the same way ----------
+
+def note(n: int, text: str = "Soupe") -> Any:
+    from activitypub.model import from_json
+
+    return from_json({"id": f"http://127.0.19.21/notes/{n}", "type": "Note",
+                      "attributedTo": "http://127.0.19.21/users/ana",
+                      "content": f"<p>{text} {n}</p>",
+                      "to": ["https://www.w3.org/ns/activitystreams#Public"]})
+
+
+async def test_objects_arriving_together_share_statements_and_keep_the_ownership_rule(db):
+    from node.objects import mark_deleted, store_model
+
+    node = FakeNode(db)
+    # Stored before: one on the other side (a node's own object: a peer may not take it over),
+    # one deleted.
+    assert await store_model(node, note(100, text="Ours"), True)  # type: ignore[arg-type]
+    assert await store_model(node, note(101), False)  # type: ignore[arg-type]
+    await mark_deleted(node, note(101).id)  # type: ignore[arg-type]
+    statements = db.writes_to("objects")
+    batch = [note(n) for n in range(30)] + [note(100), note(101)]
+    results = await asyncio.gather(*(store_model(node, m, False) for m in batch))  # type: ignore[arg-type]
+    assert results == [True] * 30 + [False, False]
+    assert db.writes_to("objects") - statements < len(batch)  # gathered, not one each
+    rows = {r["uri"]: r for r in await db.fetch_all("SELECT * FROM objects")}
+    assert len(rows) == 32
+    assert rows[note(100).id]["local"] == 1 and "Ours" in rows[note(100).id]["model"]
+    assert rows[note(101).id]["deleted"] == 1 and rows[note(101).id]["model"] is None
+    assert "Soupe 7" in rows[note(7).id]["model"]
+
+
+async def test_the_same_object_twice_together_is_stored_and_the_later_version_stays(db):
+    from node.objects import store_model
+
+    node = FakeNode(db)
+    first, edited = note(1, text="Soupe"), note(1, text="Potage")
+    results = await asyncio.gather(store_model(node, note(2), False),  # type: ignore[arg-type]
+                                   store_model(node, first, False),  # type: ignore[arg-type]
+                                   store_model(node, edited, False))  # type: ignore[arg-type]
+    assert results == [True, True, True]
+    row = await db.fetch_one("SELECT model FROM objects WHERE uri = :u", {"u": first.id})
+    assert "Potage" in row["model"]
+
+
+async def test_an_object_stored_inside_a_transaction_is_rolled_back_with_it(db):
+    from node.objects import store_model
+
+    node = FakeNode(db)
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            assert await store_model(node, note(5), False)  # type: ignore[arg-type]
+            raise RuntimeError("the caller's work failed")
+    assert await db.fetch_val("SELECT COUNT(*) FROM objects") == 0
