@@ -168,14 +168,24 @@ def main() -> None:
                                "an older commit) run as a third arm on the same data"))
     limits = machine_limits(HOST)
     print_limits(limits)
-    hello_penalty = 1.0
+    hello_penalty: dict[str, float] = {}
     if args.workers_arm:
-        one = [hello_load(HOST)[1] for _ in range(3)]
-        several = [hello_load(HOST, workers=args.workers_arm)[1] for _ in range(3)]
-        hello_penalty = statistics.median(s / o for o, s in zip(one, several, strict=True))
-        print(f"hello-world CPU per request: {statistics.median(one) * 1e6:.0f} µs with one "
-              f"worker, {statistics.median(several) * 1e6:.0f} µs with {args.workers_arm}",
-              flush=True)
+        # The machine's own figure for two busy processes against one, in this run: the bare
+        # endpoint, and the same storing each request in each kind of database.
+        for kind in ("", *args.db):
+            with database(kind or "sqlite") as url:
+                if url is None:
+                    continue
+                store = url if kind else ""
+                one = [hello_load(HOST, 20000, store_url=store)[1] for _ in range(3)]
+                several = [hello_load(HOST, 20000, workers=args.workers_arm, store_url=store)[1]
+                           for _ in range(3)]
+            hello_penalty[kind] = statistics.median(
+                s / o for o, s in zip(one, several, strict=True))
+            print(f"hello-world{f' storing each request in {kind}' if kind else ''}, CPU per "
+                  f"request: {statistics.median(one) * 1e6:.0f} µs with one worker, "
+                  f"{statistics.median(several) * 1e6:.0f} µs with {args.workers_arm}",
+                  flush=True)
     peer = RemotePeer(PEER_HOST).start()
     actors = [peer.add_actor(f"sender{n}") for n in range(SENDERS)]
     port = free_port(HOST)
@@ -252,8 +262,10 @@ def main() -> None:
             print(f"  node on {kind}, {args.workers_arm} web workers / one: "
                   f"{statistics.median(w.rate / n.rate for n, w in pairs):.2f}x activities/s, "
                   f"{lighter:.2f}x the CPU per activity; the machine's own figure for "
-                  f"{args.workers_arm} busy processes, a hello-world endpoint in this run: "
-                  f"{hello_penalty:.2f}x the CPU per request")
+                  f"{args.workers_arm} busy processes in this run: "
+                  f"{hello_penalty.get('', 1.0):.2f}x the CPU per request of a hello-world "
+                  f"endpoint, {hello_penalty.get(kind, 1.0):.2f}x of the same storing each "
+                  f"request in {kind}")
         if f"baseline {kind}" in results:
             pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
             faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)

@@ -405,7 +405,8 @@ def hello_rate(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32
 
 
 @contextlib.contextmanager
-def hello_server(host: str = "127.0.0.1", workers: int = 1) -> Iterator[tuple[int, int]]:
+def hello_server(host: str = "127.0.0.1", workers: int = 1, store_url: str = ""
+                 ) -> Iterator[tuple[int, int]]:
     """The hello-world endpoint (bench/hello.py) under uvicorn with the node's HTTP protocol
     class: yields (its port, its process group)."""
     port = free_port(host)
@@ -414,6 +415,7 @@ def hello_server(host: str = "127.0.0.1", workers: int = 1) -> Iterator[tuple[in
          "--http", "httptools", "--log-level", "warning", "--no-access-log",
          "--workers", str(workers)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "HELLO_DATABASE_URL": store_url},
     )
     try:
         wait_listening(host, port)
@@ -424,17 +426,23 @@ def hello_server(host: str = "127.0.0.1", workers: int = 1) -> Iterator[tuple[in
 
 
 def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32,
-               workers: int = 1) -> tuple[float, float]:
+               workers: int = 1, store_url: str = "") -> tuple[float, float]:
     """The hello-world endpoint under `workers` uvicorn workers: (requests per second, CPU
     seconds of its processes per request). With 2 workers against 1 in the same run, the
     second figure is what this machine charges for running two busy Python processes at
-    once, beside the load generator, on its cores: the floor for the node's own ratio."""
-    with hello_server(host, workers) as (port, pgid):
-        request = http_request("GET", "/", f"{host}:{port}")
+    once, beside the load generator, on its cores: the floor for the node's own ratio.
+    With `store_url`, each request POSTs a body of an activity's size that the endpoint
+    stores in that database (bench/hello.py `/store`), as the inbox does."""
+    with hello_server(host, workers, store_url) as (port, pgid):
+        if store_url:
+            request = http_request("POST", "/store", f"{host}:{port}",
+                                   {"Content-Type": "application/json"}, b"{}" * 300)
+        else:
+            request = http_request("GET", "/", f"{host}:{port}")
         asyncio.run(hammer((host, port), [request] * 200 * workers, 8 * workers))
         cpu = group_cpu_seconds(pgid)
         elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
-        answered = statuses.get(200, 0)
+        answered = statuses.get(202 if store_url else 200, 0)
         return answered / elapsed, (group_cpu_seconds(pgid) - cpu) / max(1, answered)
 
 
