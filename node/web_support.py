@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -19,6 +20,7 @@ from node import i18n, notices
 from node.actors import site_name
 from node.config import REPO_ROOT
 from node.context import Node
+from node.generations import keep
 from node.notifications import unread_count
 from node.posts import places
 from node.ratelimit import RateLimited
@@ -37,6 +39,29 @@ TEMPLATES.filters["by_place_name"] = lambda choices: sorted(
 TEMPLATES.filters["iso_date"] = lambda ts: (
     datetime.fromtimestamp(float(ts), i18n.TIMEZONE).date().isoformat() if ts is not None else "")
 
+
+CARDS_HELD = 1024
+_cards: dict[tuple[Any, ...], Markup] = {}
+
+
+def post_card(card: Any, heading: str = "h3", extra: str = "") -> Markup:
+    """One offer or need as every list shows it (the `card` macro of templates/_card.html),
+    drawn once per process for each version of its row, byline, picture and excerpt, and
+    each reader's language: the macro uses nothing else, and twenty of them cost a list page
+    more than all its queries (bench/README.md)."""
+    key = (i18n.current_locale(), heading, str(extra), tuple(card.post.items()), card.by,
+           card.picture, card.excerpt, card.category)
+    try:
+        html = _cards.get(key)
+    except TypeError:  # a value that cannot be a key: drawn, not kept
+        return Markup(TEMPLATES.get_template("_card.html").module.card(card, heading, extra))
+    if html is None:
+        html = Markup(TEMPLATES.get_template("_card.html").module.card(card, heading, extra))
+        keep(_cards, key, html, CARDS_HELD)
+    return html
+
+
+TEMPLATES.globals["post_card"] = post_card
 
 class CsrfError(Exception):
     """A form without this session's token. It carries the form, so that what was typed can

@@ -358,6 +358,34 @@ async def test_the_author_edits_a_post_and_others_cannot(app_node):
     assert await node.db.fetch_val("SELECT status FROM posts") == "open"
 
 
+
+async def test_a_card_in_the_lists_follows_its_post_and_its_readers_language(app_node):
+    """Cards are drawn once per version of their post and per language (web_support.post_card):
+    what a list shows still follows an edit, a change of status and who reads it."""
+    node, client = app_node
+    await member(node, "card@example.org")
+    await login(client, "card@example.org")
+    await post_form(client, "offer", {**NEED, "category": "food", "title": "Soup"})
+    post = await node.db.fetch_one("SELECT * FROM posts")
+
+    async def card(language: str) -> str:
+        page = await client.get("/posts", headers={"Accept-Language": language})
+        start = page.text.index('<article class="card')
+        return page.text[start:page.text.index("</article>", start)]
+
+    english, french, dutch = await card("en"), await card("fr"), await card("nl")
+    assert "Meal or food" in english and "Soup" in english and f"/posts/{post['id']}" in english
+    assert "Repas ou nourriture" in french and "Maaltijd of voedsel" in dutch
+    assert 'class="urgency urgency-3"' in english
+    assert await card("en") == english  # drawn again from what was kept: the same
+    page = await client.get(f"/posts/{post['id']}/edit")
+    await client.post(f"/posts/{post['id']}/edit", data={
+        "csrf_token": csrf(page), **{**NEED, "category": "food", "title": "Soup and bread",
+                                     "urgency": "1"}})
+    edited = await card("en")
+    assert "Soup and bread" in edited and 'class="urgency' not in edited
+    assert "Soup and bread" in await card("fr")
+
 async def test_a_member_who_blocks_a_responder_no_longer_sees_them(app_node):
     from node.moderation.blocks import block_actor
 
