@@ -414,3 +414,32 @@ async def test_a_member_who_blocks_a_responder_no_longer_sees_them(app_node):
     assert "Unpleasant words." not in conversation
     # The block is the author's alone: the response is still stored, nothing was deleted.
     assert await node.db.fetch_val("SELECT COUNT(*) FROM responses") == 2
+
+
+async def test_long_lists_count_up_to_a_cap_and_page_on(app_node, monkeypatch):
+    """Lists count what matches up to COUNT_CAP (a bounded read on every view), then say "more
+    than"; their pages go on one at a time, each knowing whether another follows."""
+    from node.posts import queries
+
+    node, client = app_node
+    await member(node, "many@example.org")
+    await login(client, "many@example.org")
+    for n in range(5):
+        await post_form(client, "offer", {**NEED, "category": "food", "title": f"Soup {n}"})
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queries, "COUNT_CAP", 10)
+    first = (await client.get("/posts")).text
+    assert "5 posts" in first and "Page 1 of 3" in first and 'rel="next"' in first
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    pages = [(await client.get(f"/posts?page={n}")).text for n in (1, 2, 3)]
+    assert all("More than 3 posts" in page for page in pages)
+    assert "Page 1<" in pages[0] and 'rel="next"' in pages[0] and 'rel="prev"' not in pages[0]
+    assert "Page 2<" in pages[1] and 'rel="next"' in pages[1] and 'rel="prev"' in pages[1]
+    assert 'rel="next"' not in pages[2] and 'rel="prev"' in pages[2]
+    titles = [re.findall(r">(Soup \d)</a>", page) for page in pages]
+    assert [len(t) for t in titles] == [2, 2, 1]
+    assert sorted(t for page in titles for t in page) == [f"Soup {n}" for n in range(5)]
+    home = await client.get("/", headers={"Accept-Language": "fr"})
+    assert "Voir les annonces ouvertes (plus de 3)" in home.text
+    network = await client.get("/network/posts", headers={"Accept-Language": "nl"})
+    assert network.status_code == 200 and "Pagina" not in network.text  # nothing from afar

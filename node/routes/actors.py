@@ -67,7 +67,7 @@ async def actor_view(request: Request) -> Response:
     # An organisation's open offers and needs are its members' posts in its name; below them,
     # what it published itself that they do not already show (its notes).
     open_cards = await post_cards(node, (await queries.list_posts(
-        node, queries.Filters(org_uri=uri, scope="local"), signed_in=False))[0][:6]
+        node, queries.Filters(org_uri=uri, scope="local"), signed_in=False)).rows[:6]
     ) if actor.kind == "Group" else []
     listed = {c.post["uri"] for c in open_cards}
     return await render(

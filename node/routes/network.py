@@ -166,7 +166,8 @@ async def network_posts(request: Request) -> Response:
     node = node_of(request)
     user = await current_user(request)
     filters = _network_filters(request)
-    rows, total = await queries.list_posts(node, filters, signed_in=user is not None)
+    listing = await queries.list_posts(node, filters, signed_in=user is not None)
+    rows = listing.rows
     known = places.parse_places(node.settings.neighbourhoods)
     centre = nearby.centre(known, filters.near)
     distances = {row["id"]: nearby.km_between(*centre, row["latitude"], row["longitude"])
@@ -175,8 +176,7 @@ async def network_posts(request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
     return await render(
         request, "network_posts.html", cards=await post_cards(node, rows), km=distances,
-        total=total, filters=filters,
-        page=filters.page, pages=max(1, -(-total // queries.PAGE_SIZE)), query=params,
+        listing=listing, filters=filters, page=filters.page, query=params,
         urlencode=urlencode, kinds=KINDS, categories=categories.CATEGORIES,
         categories_by_key=categories.BY_KEY, neighbourhoods=known,
         distances=nearby.CHOICES_KM, languages=LANGUAGES)

@@ -123,12 +123,11 @@ async def list_view(request: Request) -> Response:
     if request.query_params.get("org"):
         org = await by_username(node, request.query_params["org"], "Group")
     filters = _filters(request, node.url(f"/groups/{org.username}") if org else "")
-    rows, total = await queries.list_posts(node, filters, signed_in=user is not None)
+    listing = await queries.list_posts(node, filters, signed_in=user is not None)
     params = {k: v for k, v in request.query_params.items() if k != "page" and v}
-    pages = max(1, -(-total // queries.PAGE_SIZE))
     return await render(
-        request, "posts/list.html", cards=await post_cards(node, rows), total=total,
-        filters=filters, org=org, page=filters.page, pages=pages, query=params,
+        request, "posts/list.html", cards=await post_cards(node, listing.rows),
+        listing=listing, filters=filters, org=org, page=filters.page, query=params,
         urlencode=urlencode, **_choices(node),
         # The kind tabs keep the other filters; clearing the filters keeps the kind and org.
         kindless={k: v for k, v in params.items() if k != "kind"},

@@ -35,9 +35,9 @@ async def home(request: Request) -> Response:
     """What the network is, the two ways in (I need help / I can help), then what is open."""
     node = node_of(request)
     user = await current_user(request)
-    rows, total = await queries.list_posts(node, queries.Filters(), signed_in=user is not None)
-    return await render(request, "home.html", orgs=await organisations(node), total=total,
-                        cards=await post_cards(node, rows[:HOME_CARDS]))
+    listing = await queries.list_posts(node, queries.Filters(), signed_in=user is not None)
+    return await render(request, "home.html", orgs=await organisations(node), listing=listing,
+                        cards=await post_cards(node, listing.rows[:HOME_CARDS]))
 
 
 async def _admin_org(request: Request):
