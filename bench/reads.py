@@ -1,7 +1,7 @@
 """Reads under concurrent load: p50/p99 latency and requests per second for WebFinger, the
 organisation's actor document, its outbox (first, last and a middle page), one offer (its
-Note as a peer fetches it, and its HTML page) and the offers list (/posts), against a real
-node process holding N stored posts.
+Note as a peer fetches it, and its HTML page), the offers list (/posts) and the home page,
+against a real node process holding N stored posts.
 
     .venv/bin/python -m bench.reads [--db sqlite,postgres] [--sizes 1000,10000] [--seconds 3]
         [--concurrency 32] [--workers 1] [--rate 1000 [--rounds 3]] [--only outbox,webfinger]
@@ -58,6 +58,7 @@ def _endpoints(host: str, org: str, size: int) -> list[tuple[str, bytes]]:
         ("its HTML page", http_request("GET", f"/posts/bench{size // 2}", host,
                                        {"Accept": "text/html"})),
         ("offers list", http_request("GET", "/posts", host, {"Accept": "text/html"})),
+        ("home page", http_request("GET", "/", host, {"Accept": "text/html"})),
     ]
 
 
