@@ -145,9 +145,10 @@ V = TypeVar("V")
 
 
 class GroupCommit(Generic[K, V]):
-    """Group commit: calls that arrive while one batch statement runs go together into the
-    next one. Alone, a call runs at once (nothing waits for a timer); under load, one statement
-    (one thread trip on SQLite, one round trip on PostgreSQL) serves up to `limit` callers.
+    """Group commit: calls made in the same turn of the event loop, or while one batch
+    statement runs, go together into the next one. Alone, a call runs on the next turn
+    (nothing waits for a timer); under load, one statement (one commit on SQLite, one round
+    trip on PostgreSQL) serves up to `limit` callers.
 
     `run(items)` gets {key: payload} and returns {key: result}; a caller gets its key's result
     (None when absent). A key given twice in one batch: the first caller gets the result, the
@@ -172,6 +173,9 @@ class GroupCommit(Generic[K, V]):
         batch: list[tuple[K, Any, asyncio.Future[V | None]]] = []
         try:
             while self._waiting:
+                # One turn of the loop first: callers made ready by the same wake-up (a wave
+                # of requests read together) join this batch instead of the next.
+                await asyncio.sleep(0)
                 # A power of two at most (the rest go next): each batch statement has a few
                 # texts only, which the drivers' statement caches keep prepared (asyncpg keeps
                 # 100 per connection; one text per size would churn it).
