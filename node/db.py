@@ -39,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 import databases
 import orjson
 from databases.core import Connection
@@ -53,6 +54,10 @@ LOOP_CHECK_EVERY = 2000  # SQLite virtual-machine instructions between two budge
 WRITER_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
 SLOW_QUERIES_KEPT = 256
 POOL_SIZE = 10
+# PostgreSQL connections a process keeps out of the pool for statements outside transactions:
+# taking one from asyncpg's pool and giving it back costs more CPU than the statement itself
+# (about 50 µs against 60 µs for a one-row read on this machine, bench/README.md).
+HELD_CONNECTIONS = 2
 # SQLite's planner needs statistics to prefer an ORDER BY index over a selective-looking
 # equality (the offers list: 18 ms -> 0.5 ms at 10k posts). ANALYZE samples this many rows per
 # index, runs when a process opens the database and again after this many writes.
@@ -632,11 +637,17 @@ class _Postgres:
                                            reset=_keep_session)
         self.depth: contextvars.ContextVar[int] = \
             contextvars.ContextVar(f"pg_depth_{id(self)}", default=0)
+        self.held: list[Any] = []  # idle connections kept out of the pool (HELD_CONNECTIONS)
+        self.holding = 0  # connections taken from the pool for holding, idle or in use
 
     async def connect(self) -> None:
         await self.database.connect()
 
     async def disconnect(self) -> None:
+        held, self.held = self.held, []
+        for conn in held:
+            self.holding -= 1
+            await self.database._backend._pool.release(conn)
         await self.database.disconnect()
 
     def _pool(self) -> Any:
@@ -644,12 +655,46 @@ class _Postgres:
         statement belongs to the transaction's connection)."""
         return None if self.depth.get() else self.database._backend._pool
 
+    async def _take(self, pool: Any) -> Any:
+        """A held connection for one statement, or None when all are busy (the pool's then)."""
+        while self.held:
+            conn = self.held.pop()
+            if not conn.is_closed():
+                return conn
+            self.holding -= 1  # closed under us (a server restart): the pool replaces it
+            await pool.release(conn)
+        if self.holding >= HELD_CONNECTIONS:
+            return None
+        self.holding += 1
+        try:
+            return await pool.acquire()
+        except BaseException:
+            self.holding -= 1
+            raise
+
+    async def _single(self, pool: Any, method: str, text: str, args: list[Any]) -> Any:
+        """`method` (fetch, fetchrow, fetchval) of one statement outside a transaction."""
+        conn = await self._take(pool)
+        if conn is None:
+            return await getattr(pool, method)(text, *args)
+        try:
+            result = await getattr(conn, method)(text, *args)
+        except asyncpg.PostgresError:  # refused by the server: the connection is as it was
+            self.held.append(conn)
+            raise
+        except BaseException:  # cut, cancelled or closed: the pool resets or replaces it
+            self.holding -= 1
+            await pool.release(conn)
+            raise
+        self.held.append(conn)
+        return result
+
     async def execute(self, query: str, values: Mapping[str, Any]) -> Any:
         text, args = _args(query, values)
         # The first value a RETURNING clause gives, else None.
         pool = self._pool()
         if pool is not None:
-            return await pool.fetchval(text, *args)
+            return await self._single(pool, "fetchval", text, args)
         async with self.database.connection() as conn:
             return await conn.raw_connection.fetchval(text, *args)
 
@@ -669,9 +714,9 @@ class _Postgres:
         pool = self._pool()
         if pool is not None:
             if one:
-                row = await pool.fetchrow(text, *args)
+                row = await self._single(pool, "fetchrow", text, args)
                 return [dict(row.items())] if row is not None else []
-            return [dict(row.items()) for row in await pool.fetch(text, *args)]
+            return [dict(row.items()) for row in await self._single(pool, "fetch", text, args)]
         async with self.database.connection() as conn:
             raw = conn.raw_connection
             if one:

@@ -147,3 +147,44 @@ async def test_a_commit_that_fails_leaves_the_database_usable(db: Database) -> N
         await db.execute("INSERT INTO parent (id) VALUES (7)")
         await db.execute("INSERT INTO child (pid) VALUES (7)")
     assert await db.fetch_val("SELECT COUNT(*) FROM child") == 1
+
+
+async def test_statements_after_the_server_cut_every_connection(db: Database) -> None:
+    """PostgreSQL: the connections kept out of the pool for single statements (HELD_CONNECTIONS)
+    may be cut by the server (a restart, an administrator); each cut one fails its statement
+    at most once, then is replaced, and nothing else is lost."""
+    if not db.is_postgres:
+        pytest.skip("PostgreSQL's own connections")
+    await asyncio.gather(*(db.execute("INSERT INTO items (name) VALUES (:n)", {"n": f"i{n}"})
+                           for n in range(8)))
+    killer = Database(db.url)
+    await killer.connect()
+    try:
+        cut = await killer.fetch_val(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        await killer.disconnect()
+    assert cut >= 1
+    failures = 0
+    for _ in range(2 * cut + 4):
+        try:
+            assert await db.fetch_val("SELECT COUNT(*) FROM items") == 8
+        except Exception:
+            failures += 1
+    assert failures <= cut
+    await db.execute("INSERT INTO items (name) VALUES ('after')")
+    assert await db.fetch_val("SELECT COUNT(*) FROM items") == 9
+
+
+async def test_a_cancelled_statement_leaves_the_connections_usable(db: Database) -> None:
+    if not db.is_postgres:
+        pytest.skip("PostgreSQL's own connections")
+    slow = [asyncio.create_task(db.fetch_val("SELECT pg_sleep(5)")) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    for task in slow:
+        task.cancel()
+    await asyncio.gather(*slow, return_exceptions=True)
+    results = await asyncio.wait_for(asyncio.gather(
+        *(db.fetch_val("SELECT CAST(:n AS INTEGER) + 1", {"n": n}) for n in range(10))), timeout=5)
+    assert results == [n + 1 for n in range(10)]
