@@ -15,6 +15,7 @@ from activitypub.html import sanitize_html
 from activitypub.model import InvalidObject, RemoteObject, from_json
 from node.context import Node
 from node.db import GroupCommit, dumps, now
+from node.generations import held
 
 __all__ = ["InvalidObject", "get_object", "load_model", "mark_deleted", "record_tombstone",
            "sanitize_html", "store_model", "store_object"]
@@ -72,16 +73,16 @@ async def store_model(node: Node, model: RemoteObject, local: bool,
     row = (model.id, model.type, model.author, int(local), model.in_reply_to,
            dumps(payload) if payload else model_text, model_text, int(model.public), 0,
            _timestamp(model.published), _timestamp(model.updated) if model.updated else None)
-    if node.db.in_transaction():  # a batch runs outside the caller's transaction
-        return bool(await _upsert(node, {model.id: row}))
-    # Objects arriving together (the inbox under load) share one statement and one commit.
-    batch = node.__dict__.get("_object_upserts")
-    if batch is None:
-        batch = node.__dict__["_object_upserts"] = GroupCommit(
-            lambda rows: _upsert(node, rows))
-    stored = await batch(model.id, row)
-    if stored is None:  # the same object twice in one batch: the later one goes after it
-        return bool(await _upsert(node, {model.id: row}))
+    stored = None
+    if not node.db.in_transaction():  # a batch runs outside the caller's transaction
+        # Objects arriving together (the inbox under load) share one statement and one commit.
+        kept = held(node, "object_upserts")
+        batch = kept.get("batch") or kept.setdefault(
+            "batch", GroupCommit(lambda rows: _upsert(node, rows)))
+        # None: the same object twice in one batch, and this one goes after it.
+        stored = await batch(model.id, row)
+    if stored is None:
+        stored = (await _upsert(node, {model.id: row}))[model.id]
     return stored
 
 

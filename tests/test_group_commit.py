@@ -156,6 +156,11 @@ async def test_the_same_object_twice_together_is_stored_and_the_later_version_st
     assert results == [True, True, True]
     row = await db.fetch_one("SELECT model FROM objects WHERE uri = :u", {"u": first.id})
     assert "Potage" in row["model"]
+    # Twice together and refused (another side's row): both callers are told so.
+    assert await store_model(node, note(3), True)  # type: ignore[arg-type]
+    refused = await asyncio.gather(store_model(node, note(3), False),  # type: ignore[arg-type]
+                                   store_model(node, note(3), False))  # type: ignore[arg-type]
+    assert refused == [False, False]
 
 
 async def test_an_object_stored_inside_a_transaction_is_rolled_back_with_it(db):
@@ -167,3 +172,7 @@ async def test_an_object_stored_inside_a_transaction_is_rolled_back_with_it(db):
             assert await store_model(node, note(5), False)  # type: ignore[arg-type]
             raise RuntimeError("the caller's work failed")
     assert await db.fetch_val("SELECT COUNT(*) FROM objects") == 0
+    # The ownership rule's answer inside a transaction too: another side's row is refused.
+    assert await store_model(node, note(6), True)  # type: ignore[arg-type]
+    async with db.transaction():
+        assert await store_model(node, note(6), False) is False  # type: ignore[arg-type]
