@@ -54,14 +54,16 @@ def post_card(card: Any, heading: str = "h3", extra: str = "") -> Markup:
     try:
         html = _cards.get(key)
     except TypeError:  # a value that cannot be a key: drawn, not kept
-        return Markup(TEMPLATES.get_template("_card.html").module.card(card, heading, extra))
+        key, html = None, None
     if html is None:
         html = Markup(TEMPLATES.get_template("_card.html").module.card(card, heading, extra))
-        keep(_cards, key, html, CARDS_HELD)
+        if key is not None:
+            keep(_cards, key, html, CARDS_HELD)
     return html
 
 
 TEMPLATES.globals["post_card"] = post_card
+
 
 class CsrfError(Exception):
     """A form without this session's token. It carries the form, so that what was typed can
