@@ -12,7 +12,15 @@ lines counted), p50/p99, and the server's CPU per stored activity (process_time 
 process group, a measure the machine's load barely moves; PostgreSQL's own CPU is not in it).
 Medians of the rounds, then the ratio node/Fedify last.
 
+With `--workers-arm N` the node also runs with N web workers, twice per round: in the closed
+loop beside the others, and both it and one worker at the same fixed rate (an open loop, half
+what one worker stored in that round unless `--fixed-rate` says), so that CPU per activity is
+compared for the same work rather than for how each saturates the machine. On PostgreSQL each
+arm also prints the transactions the server committed per activity (`pg_stat_database`): the
+round trips the node made, a count the machine's speed does not move.
+
     .venv/bin/python -m bench.fedify_inbox [--db sqlite,postgres] [--count 3000] [--rounds 3]
+        [--workers-arm 2] [--fixed-rate 500] [--baseline <another checkout>]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +54,9 @@ from bench.harness import (
     http_request,
     machine_limits,
     node_env,
+    open_loop,
     percentile,
+    postgres_commits,
     prepare_node,
     print_limits,
     versus,
@@ -68,6 +79,7 @@ class Arm:
     p99: float
     cpu_per_activity: float  # seconds
     other: dict[int, int]
+    commits_per_activity: float | None = None  # PostgreSQL transactions (round trips)
 
 
 def _create(peer: RemotePeer, actor: PeerActor, recipient: str) -> bytes:
@@ -95,29 +107,44 @@ def signed_batch(peer: RemotePeer, actors: list[PeerActor], inbox: str, recipien
 
 
 def _measure(pgid: int, port: int, warm: list[bytes], batch: list[bytes],
-             concurrency: int, count_stored) -> Arm:
+             concurrency: int, count_stored: Callable[[], int], rate: float = 0.0,
+             database_url: str = "") -> Arm:
+    """Closed loop (`concurrency` connections, as fast as answered), or with `rate` an open
+    loop: the batch sent at that fixed rate, whatever the server's speed."""
     address = (HOST, port)
     asyncio.run(hammer(address, warm, 4))
     before_rows = count_stored()
+    commits = postgres_commits(database_url) if database_url.startswith("postgres") else None
     cpu = group_cpu_seconds(pgid)
-    elapsed, latencies, statuses = asyncio.run(hammer(address, batch, concurrency))
+    if rate:
+        start = time.perf_counter()
+        latencies, statuses, _ = asyncio.run(open_loop(address, batch, rate, len(batch) / rate))
+        elapsed = time.perf_counter() - start
+    else:
+        elapsed, latencies, statuses = asyncio.run(hammer(address, batch, concurrency))
     # Handlers may still be finishing what was answered: let the server go idle first.
     time.sleep(0.3)
     cpu = group_cpu_seconds(pgid) - cpu
     stored = count_stored() - before_rows
+    if commits is not None:
+        time.sleep(1.2)  # PostgreSQL's processes report their counts when idle
+        commits = postgres_commits(database_url) - commits
     return Arm(stored, stored / elapsed, percentile(latencies, 50) * 1000,
                percentile(latencies, 99) * 1000, cpu / max(stored, 1),
-               {k: v for k, v in statuses.items() if k != 202})
+               {k: v for k, v in statuses.items() if k != 202},
+               None if commits is None else commits / max(stored, 1))
 
 
 def node_arm(env: dict[str, str], port: int, peer: RemotePeer, warm: list[bytes],
-             batch: list[bytes], concurrency: int, tree: Path = REPO, workers: int = 1) -> Arm:
+             batch: list[bytes], concurrency: int, tree: Path = REPO, workers: int = 1,
+             rate: float = 0.0) -> Arm:
     def stored() -> int:
         return asyncio.run(_count_notes(env["NODE_DATABASE_URL"], peer.base))
 
     with NodeServer(env, f"http://{HOST}:{port}", workers=workers, tree=tree) as server:
         assert server.proc is not None
-        return _measure(server.proc.pid, port, warm, batch, concurrency, stored)
+        return _measure(server.proc.pid, port, warm, batch, concurrency, stored, rate,
+                        env["NODE_DATABASE_URL"])
 
 
 async def _count_notes(url: str, peer_base: str) -> int:
@@ -153,7 +180,9 @@ def fedify_arm(port: int, tmp: Path, warm: list[bytes], batch: list[bytes],
 def show(name: str, arm: Arm, limits: dict[str, float]) -> None:
     print(f"    {name:16} stored={arm.stored:5} {arm.rate:7.0f}/s  p50={arm.p50:6.1f}ms "
           f"p99={arm.p99:6.1f}ms  CPU {arm.cpu_per_activity * 1e6:6.0f} µs/activity  "
-          f"[{versus(arm.rate, limits, 'verify', 'hello', 'sqlite_commit')}]"
+          + (f"{arm.commits_per_activity:.2f} commits/activity  "
+             if arm.commits_per_activity is not None else "")
+          + f"[{versus(arm.rate, limits, 'verify', 'hello', 'sqlite_commit')}]"
           + (f"  other statuses {arm.other}" if arm.other else ""), flush=True)
 
 
@@ -164,6 +193,10 @@ def main() -> None:
                      concurrency=(int, 32, "requests in flight"),
                      workers_arm=(int, 0, "also run the node with this many web workers, as an "
                                   "arm of its own (CPU per activity against one worker)"),
+                     fixed_rate=(float, 0.0, "the workers arm's open-loop rate (activities "
+                                 "per second; by default half what one worker stored in the "
+                                 "round)"),
+                     fixed_seconds=(float, 6.0, "seconds of that open loop"),
                      baseline=(str, "", "another checkout of the node (e.g. a git worktree of "
                                "an older commit) run as a third arm on the same data"))
     limits = machine_limits(HOST)
@@ -237,6 +270,24 @@ def main() -> None:
                             arm = arms[name]()
                             results.setdefault(name, []).append(arm)
                             show(name, arm, limits)
+                        if args.workers_arm:
+                            # The same work offered to both: a fixed rate one worker keeps up
+                            # with easily, so that neither is judged by how it saturates.
+                            rate = args.fixed_rate or max(
+                                50, round(results[f"node {kind}"][-1].rate / 2 / 50) * 50)
+                            steady = signed_batch(peer, actors, inbox, recipient,
+                                                  int(rate * args.fixed_seconds))
+                            fixed = {
+                                f"node {kind} at a fixed rate": (envs["node", kind], 1),
+                                f"node x{args.workers_arm} {kind} at a fixed rate":
+                                    (envs["workers", kind], args.workers_arm),
+                            }
+                            for name in sorted(fixed, reverse=round_no % 2 == 0):
+                                env, workers = fixed[name]
+                                arm = node_arm(env, port, peer, warm, steady, args.concurrency,
+                                               REPO, workers, rate)
+                                results.setdefault(name, []).append(arm)
+                                show(name, arm, limits)
     finally:
         peer.stop()
     print(f"medians of {args.rounds} rounds, {args.count} Creates each, "
@@ -266,6 +317,21 @@ def main() -> None:
                   f"{hello_penalty.get('', 1.0):.2f}x the CPU per request of a hello-world "
                   f"endpoint, {hello_penalty.get(kind, 1.0):.2f}x of the same storing each "
                   f"request in {kind}")
+        steady = f"node x{args.workers_arm} {kind} at a fixed rate"
+        if steady in results:
+            pairs = list(zip(results[f"node {kind} at a fixed rate"], results[steady],
+                             strict=True))
+            lighter = statistics.median(w.cpu_per_activity / n.cpu_per_activity
+                                        for n, w in pairs)
+            commits = "".join(
+                f"; {statistics.median(a.commits_per_activity for a in arms):.2f} commits per "
+                f"activity with {label}"
+                for label, arms in (("one", [n for n, _ in pairs]),
+                                    (f"{args.workers_arm}", [w for _, w in pairs]))
+                if all(a.commits_per_activity is not None for a in arms))
+            print(f"  node on {kind} at the same fixed rate "
+                  f"({', '.join(f'{n.rate:.0f}/s' for n, _ in pairs)}), {args.workers_arm} web "
+                  f"workers / one: {lighter:.2f}x the CPU per activity{commits}")
         if f"baseline {kind}" in results:
             pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
             faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)

@@ -507,6 +507,22 @@ def named_cpu_seconds(name: str) -> float:
     return total / tick
 
 
+def postgres_commits(url: str) -> int:
+    """Transactions committed in that PostgreSQL database so far (each statement outside a
+    transaction is one): a count of round trips that the machine's speed does not move.
+    A server process reports its counts when idle, at most a second late: read after a pause."""
+    import asyncpg
+
+    async def read() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval("SELECT xact_commit FROM pg_stat_database "
+                                       "WHERE datname = current_database()")
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds of every living process in a process group (a server started
     with start_new_session, its workers included), from /proc."""
@@ -523,21 +539,25 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / tick
 
 
-async def open_loop(address: tuple[str, int], request: bytes, rate: float, duration: float,
-                    connections: int = 64) -> tuple[list[float], dict[int, int], float]:
+async def open_loop(address: tuple[str, int], request: bytes | list[bytes], rate: float,
+                    duration: float, connections: int = 64
+                    ) -> tuple[list[float], dict[int, int], float]:
     """An open-loop client: request n is DUE at start + n/rate whether or not earlier answers
     came back, and its latency is counted from that due time (a closed loop, which waits for
     an answer before sending the next, hides every stall: coordinated omission). Up to
-    `connections` keep-alive connections send what is due. Returns latencies, statuses and
-    the rate actually achieved."""
-    due_times: asyncio.Queue[float | None] = asyncio.Queue()
+    `connections` keep-alive connections send what is due: the same request every time, or
+    from a list the next one each time (round and round). Returns latencies, statuses and the
+    rate actually achieved."""
+    due_times: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    requests = [request] if isinstance(request, bytes) else request
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(*address)
         try:
-            while (due := await due_times.get()) is not None:
+            while (slot := await due_times.get()) is not None:
+                due, request = slot
                 try:
                     writer.write(request)
                     status = await _read_response(reader)
@@ -559,7 +579,7 @@ async def open_loop(address: tuple[str, int], request: bytes, rate: float, durat
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        due_times.put_nowait(due)
+        due_times.put_nowait((due, requests[n % len(requests)]))
     for _ in workers:
         due_times.put_nowait(None)
     await asyncio.gather(*workers)

@@ -153,34 +153,45 @@ class GroupCommit(Generic[K, V]):
     """Group commit: calls made in the same turn of the event loop, or while one batch
     statement runs, go together into the next one. Alone, a call runs on the next turn
     (nothing waits for a timer); under load, one statement (one commit on SQLite, one round
-    trip on PostgreSQL) serves up to `limit` callers.
+    trip on PostgreSQL) serves up to `limit` callers. With `linger` (seconds), each batch
+    waits that long for company first: for writes nobody waits for (`submit`).
 
     `run(items)` gets {key: payload} and returns {key: result}; a caller gets its key's result
     (None when absent). A key given twice in one batch: the first caller gets the result, the
     next ones None (for an INSERT, "it was there already")."""
 
     def __init__(self, run: Callable[[dict[K, Any]], Awaitable[Mapping[K, V]]],
-                 limit: int = 64) -> None:
+                 limit: int = 64, linger: float = 0.0) -> None:
         self._run = run
         self._limit = limit
+        self._linger = linger
         self._waiting: list[tuple[K, Any, asyncio.Future[V | None]]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, key: K, payload: Any = None) -> V | None:
+        return await self.submit(key, payload)
+
+    def submit(self, key: K, payload: Any = None) -> asyncio.Future[V | None]:
+        """Queue one item without waiting for it: the future gets its result."""
         future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((key, payload, future))
         if self._task is None or self._task.done():
             # A context of its own: the batch must not run inside a caller's transaction.
             self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
-        return await future
+        return future
+
+    async def settle(self, grace: float) -> None:
+        """Wait (up to `grace` seconds) until what was queued has run: at shutdown."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=grace)
 
     async def _drain(self) -> None:
         batch: list[tuple[K, Any, asyncio.Future[V | None]]] = []
         try:
             while self._waiting:
-                # One turn of the loop first: callers made ready by the same wake-up (a wave
-                # of requests read together) join this batch instead of the next.
-                await asyncio.sleep(0)
+                # One turn of the loop first (or the linger): callers made ready by the same
+                # wake-up (a wave of requests read together) join this batch, not the next.
+                await asyncio.sleep(self._linger)
                 # A power of two at most (the rest go next): each batch statement has a few
                 # texts only, which the drivers' statement caches keep prepared (asyncpg keeps
                 # 100 per connection; one text per size would churn it).

@@ -49,7 +49,8 @@ def test_follow_publish_unfollow(two_nodes):
     assert "Soupe populaire" in note["content_html"]
 
     # The delivery was signed by B's group key and verified by A (A's inbox log has it).
-    log = a.query("SELECT type, status FROM inbox_log WHERE actor_uri = :b", {"b": b.org_uri})
+    log = a.wait_until("SELECT type, status FROM inbox_log WHERE actor_uri = :b "
+                       "AND type = 'Create' AND status = 'processed'", {"b": b.org_uri})
     assert ("Create", "processed") in {(r["type"], r["status"]) for r in log}
 
     # A unfollows: B drops A from its followers, and A gets nothing more.

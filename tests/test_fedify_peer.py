@@ -147,6 +147,9 @@ def test_fedify_follows_receives_replies_and_likes(node_and_peer) -> None:
     stored = json.loads(rows[0]["payload"])
     assert stored["author"] == peer.actor_uri
     assert "porter les colis" in stored["content_html"]
+    # Its row is marked processed just after (the mark waits a moment to share a statement).
+    node.wait_until("SELECT 1 FROM inbox_log WHERE actor_uri = :p AND type = 'Create' "
+                    "AND status = 'processed'", {"p": peer.actor_uri})
     log = node.query("SELECT status FROM inbox_log WHERE actor_uri = :p AND type = 'Create'",
                      {"p": peer.actor_uri})
     assert [r["status"] for r in log] == ["processed"]

@@ -315,3 +315,62 @@ async def test_two_processes_never_claim_the_same_row(quick_node):
     assert await queue.claim(node, "third", 100, 30) == []
     assert await queue.renew(node, a[0], first.id, 30)
     assert not await queue.renew(node, a[0], second.id, 30)
+
+
+def _like(actor: str) -> dict[str, Any]:
+    return {"id": f"{actor}/likes/{now()}", "type": "Like", "actor": actor, "object": NOTE}
+
+
+async def test_activities_are_answered_once_handled_and_their_rows_marked_together(
+        quick_node, monkeypatch):
+    node, _client = quick_node
+    runner = node.inbox_runner
+    marks: list[int] = []
+    mark = queue.mark_processed
+
+    async def counted(node_: Node, ids: Any, worker: str) -> dict[str, bool]:
+        marks.append(len(ids))
+        return await mark(node_, ids, worker)
+
+    monkeypatch.setattr(queue, "mark_processed", counted)
+    likes = [_like(f"http://{PEER_HOST}/users/m{i}") for i in range(20)]
+    results = await asyncio.gather(*(runner.accept(a, a["actor"], None) for a in likes))
+    assert [r.state for r in results] == ["processed"] * 20
+    for like in likes:
+        await _until(node, like["id"], "processed")
+    # The marks waited for one another instead of a statement each.
+    assert sum(marks) == 20 and len(marks) <= 4, marks
+    assert await node.db.fetch_val("SELECT COUNT(*) FROM reactions") == 20
+
+
+async def test_a_mark_the_database_refuses_leaves_the_row_to_its_lease_and_a_rerun_adds_nothing(
+        quick_node, monkeypatch, caplog):
+    node, _client = quick_node
+    runner = node.inbox_runner
+    mark = queue.mark_processed
+    refused: list[str] = []
+
+    async def once_refused(node_: Node, ids: Any, worker: str) -> dict[str, bool]:
+        if not refused:
+            refused.extend(ids)
+            raise RuntimeError("database restarting")
+        return await mark(node_, ids, worker)
+
+    monkeypatch.setattr(queue, "mark_processed", once_refused)
+    like = _like(f"http://{PEER_HOST}/users/ana")
+    assert (await runner.accept(like, like["actor"], None)).state == "processed"
+    row = await _until(node, like["id"], "processed", within=15)  # resumed after the lease
+    assert refused == [like["id"]] and row["attempts"] == 1
+    assert "marking inbox row" in caplog.text and "database restarting" in caplog.text
+    # The handler ran twice; the reaction is there once.
+    assert await node.db.fetch_val("SELECT COUNT(*) FROM reactions WHERE actor_uri = :a",
+                                   {"a": like["actor"]}) == 1
+
+
+async def test_stopping_writes_the_marks_still_waiting(quick_node):
+    node, _client = quick_node
+    runner = node.inbox_runner
+    like = _like(f"http://{PEER_HOST}/users/bob")
+    assert (await runner.accept(like, like["actor"], None)).state == "processed"
+    await runner.stop()
+    assert (await _row(node, like["id"]))["status"] == "processed"
