@@ -15,7 +15,9 @@ Medians of the rounds, then the ratio node/Fedify last.
 With `--workers-arm N` the node also runs with N web workers, twice per round: in the closed
 loop beside the others, and both it and one worker at the same fixed rate (an open loop, half
 what one worker stored in that round unless `--fixed-rate` says), so that CPU per activity is
-compared for the same work rather than for how each saturates the machine. On PostgreSQL each
+compared for the same work rather than for how each saturates the machine (beside it, the
+machine's own figure: the hello-world endpoint storing each request, one worker against N at
+that rate). On PostgreSQL each
 arm also prints the transactions the server committed per activity (`pg_stat_database`): the
 round trips the node made, a count the machine's speed does not move.
 
@@ -202,6 +204,7 @@ def main() -> None:
     limits = machine_limits(HOST)
     print_limits(limits)
     hello_penalty: dict[str, float] = {}
+    steady_penalty: dict[str, list[float]] = {}
     if args.workers_arm:
         # The machine's own figure for two busy processes against one, in this run: the bare
         # endpoint, and the same storing each request in each kind of database.
@@ -288,6 +291,14 @@ def main() -> None:
                                                REPO, workers, rate)
                                 results.setdefault(name, []).append(arm)
                                 show(name, arm, limits)
+                            # The machine's own figure at that rate: the storing endpoint.
+                            one, several = (hello_load(HOST, len(steady), workers=n,
+                                                       store_url=urls[kind], rate=rate)[1]
+                                            for n in (1, args.workers_arm))
+                            steady_penalty.setdefault(kind, []).append(several / one)
+                            print(f"    hello-world storing in {kind} at {rate:.0f}/s, CPU per "
+                                  f"request: {one * 1e6:.0f} µs with one worker, "
+                                  f"{several * 1e6:.0f} µs with {args.workers_arm}", flush=True)
     finally:
         peer.stop()
     print(f"medians of {args.rounds} rounds, {args.count} Creates each, "
@@ -331,7 +342,10 @@ def main() -> None:
                 if all(a.commits_per_activity is not None for a in arms))
             print(f"  node on {kind} at the same fixed rate "
                   f"({', '.join(f'{n.rate:.0f}/s' for n, _ in pairs)}), {args.workers_arm} web "
-                  f"workers / one: {lighter:.2f}x the CPU per activity{commits}")
+                  f"workers / one: {lighter:.2f}x the CPU per activity{commits}; the machine's "
+                  f"own figure at those rates: "
+                  f"{statistics.median(steady_penalty[kind]):.2f}x the CPU per request of "
+                  f"the hello-world endpoint storing each request in {kind}")
         if f"baseline {kind}" in results:
             pairs = list(zip(results[f"node {kind}"], results[f"baseline {kind}"], strict=True))
             faster = statistics.median(n.rate / b.rate for n, b in pairs if b.rate)

@@ -426,13 +426,15 @@ def hello_server(host: str = "127.0.0.1", workers: int = 1, store_url: str = ""
 
 
 def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32,
-               workers: int = 1, store_url: str = "") -> tuple[float, float]:
+               workers: int = 1, store_url: str = "", rate: float = 0.0
+               ) -> tuple[float, float]:
     """The hello-world endpoint under `workers` uvicorn workers: (requests per second, CPU
     seconds of its processes per request). With 2 workers against 1 in the same run, the
     second figure is what this machine charges for running two busy Python processes at
     once, beside the load generator, on its cores: the floor for the node's own ratio.
     With `store_url`, each request POSTs a body of an activity's size that the endpoint
-    stores in that database (bench/hello.py `/store`), as the inbox does."""
+    stores in that database (bench/hello.py `/store`), as the inbox does. With `rate`, the
+    `count` requests go at that fixed rate (open loop) instead of as fast as answered."""
     with hello_server(host, workers, store_url) as (port, pgid):
         if store_url:
             request = http_request("POST", "/store", f"{host}:{port}",
@@ -441,7 +443,12 @@ def hello_load(host: str = "127.0.0.1", count: int = 4000, concurrency: int = 32
             request = http_request("GET", "/", f"{host}:{port}")
         asyncio.run(hammer((host, port), [request] * 200 * workers, 8 * workers))
         cpu = group_cpu_seconds(pgid)
-        elapsed, _, statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))
+        start = time.perf_counter()
+        if rate:
+            statuses = asyncio.run(open_loop((host, port), request, rate, count / rate))[1]
+        else:
+            statuses = asyncio.run(hammer((host, port), [request] * count, concurrency))[2]
+        elapsed = time.perf_counter() - start
         answered = statuses.get(202 if store_url else 200, 0)
         return answered / elapsed, (group_cpu_seconds(pgid) - cpu) / max(1, answered)
 
