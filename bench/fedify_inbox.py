@@ -328,18 +328,18 @@ def main() -> None:
                   f"{hello_penalty.get('', 1.0):.2f}x the CPU per request of a hello-world "
                   f"endpoint, {hello_penalty.get(kind, 1.0):.2f}x of the same storing each "
                   f"request in {kind}")
-        steady = f"node x{args.workers_arm} {kind} at a fixed rate"
-        if steady in results:
-            pairs = list(zip(results[f"node {kind} at a fixed rate"], results[steady],
+        several_fixed = f"node x{args.workers_arm} {kind} at a fixed rate"
+        if several_fixed in results:
+            pairs = list(zip(results[f"node {kind} at a fixed rate"], results[several_fixed],
                              strict=True))
             lighter = statistics.median(w.cpu_per_activity / n.cpu_per_activity
                                         for n, w in pairs)
-            commits = "".join(
-                f"; {statistics.median(a.commits_per_activity for a in arms):.2f} commits per "
-                f"activity with {label}"
-                for label, arms in (("one", [n for n, _ in pairs]),
-                                    (f"{args.workers_arm}", [w for _, w in pairs]))
-                if all(a.commits_per_activity is not None for a in arms))
+            commits = ""
+            if pairs[0][0].commits_per_activity is not None:  # PostgreSQL
+                one = statistics.median(n.commits_per_activity or 0.0 for n, _ in pairs)
+                several = statistics.median(w.commits_per_activity or 0.0 for _, w in pairs)
+                commits = (f"; commits per activity {one:.2f} with one, {several:.2f} with "
+                           f"{args.workers_arm}")
             print(f"  node on {kind} at the same fixed rate "
                   f"({', '.join(f'{n.rate:.0f}/s' for n, _ in pairs)}), {args.workers_arm} web "
                   f"workers / one: {lighter:.2f}x the CPU per activity{commits}; the machine's "
